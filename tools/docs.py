@@ -13,13 +13,20 @@ from nbconvert import HTMLExporter, MarkdownExporter
 
 ROOT = Path(__file__).resolve().parent.parent
 _DIRECTIVE = re.compile(r'^\s*#\|.*$\n?', re.M)
+_CELL_KEYS = {'cell_type','id','metadata','source','outputs','execution_count','attachments'}
 _QUARTO_ATTRS = re.compile(r'\{(?:target|style|\.)[^}]*\}')  # Quarto-only link/heading attributes
 
 def _clean(nb, drop_code=False):
     "Drop hidden cells and nbdev directives; optionally drop code cells that aren't shown as examples."
     cells = []
     for c in nb.cells:
+        for k in [k for k in c if k not in _CELL_KEYS]: del c[k]  # nbdev's processors add their own keys
+        c.metadata = {}
         src = c.source
+        if c.cell_type=='raw' and src.startswith('---'):  # nbdev moved the title into Quarto front matter
+            meta = dict(l.split(':', 1) for l in src.splitlines() if ':' in l)
+            c = nbformat.v4.new_markdown_cell(f"# {meta.get('title','').strip()}\n\n> {meta.get('description','').strip()}")
+            c.pop('id', None)
         if re.search(r'^\s*#\|\s*(hide|default_exp)', src, re.M): continue
         if c.cell_type=='code':
             c.source = _DIRECTIVE.sub('', src).strip()

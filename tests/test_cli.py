@@ -1,0 +1,75 @@
+"The `birdlab` command as a user runs it: real subprocesses on the bundled sample photos."
+import json, csv
+from pathlib import Path
+import pandas as pd
+from conftest import run, SAMPLE
+
+def test_demo_writes_run_folder(demo_run):
+    out, r = demo_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'Test accuracy' in r.stdout
+    for f in ('model.pkl','model.pth','config.json','metrics.json','history.csv','manifest.csv',
+              'per_class.csv','confusion.csv','confusion.png','curves.png'):
+        assert (out/f).stat().st_size > 0, f
+    m = json.loads((out/'metrics.json').read_text())
+    assert m['n_test'] == 30 and m['n_classes'] == 30
+    assert m['test_accuracy'] > 0.2, m            # chance is 1/30 = 0.033
+    assert f"{m['test_accuracy']:.1%}" in r.stdout
+    cfg = json.loads((out/'config.json').read_text())
+    assert cfg['arch'] == 'efficientnet_lite0' and cfg['size'] == 128 and cfg['epochs'] == 2
+    assert cfg['weights_source'].startswith('offline')
+    man = pd.read_csv(out/'manifest.csv')
+    assert man.split.value_counts().to_dict() == {'train':90, 'valid':30, 'test':30}
+    assert (out/'confusion.png').read_bytes()[:4] == b'\x89PNG'
+
+def test_demo_never_overwrites(demo_run):
+    out, _ = demo_run
+    before = (out/'metrics.json').read_bytes()
+    r = run('birdlab', 'demo', '--out', out, '--epochs', '1', '--size', '64')
+    assert r.returncode == 2 and 'never overwrites' in r.stderr
+    assert (out/'metrics.json').read_bytes() == before
+
+def test_predict(demo_run, tmp_path):
+    out, _ = demo_run
+    imgs = [SAMPLE/'OSTRICH'/'1.jpg', SAMPLE/'PEACOCK'/'2.jpg']
+    r = run('birdlab', 'predict', out, *imgs, '--csv', tmp_path/'preds.csv')
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = pd.read_csv(tmp_path/'preds.csv')
+    assert len(df) == 10 and df['rank'].tolist() == [1,2,3,4,5]*2
+    vocab = json.loads((out/'config.json').read_text())['vocab']
+    assert set(df.species) <= set(vocab)
+    for img,g in df.groupby('image'):
+        assert g.probability.is_monotonic_decreasing and g.probability.sum() <= 1.0001
+        assert str(img) in r.stdout
+    assert df.iloc[0].species in r.stdout
+
+def test_predict_bad_inputs(demo_run, tmp_path):
+    out, _ = demo_run
+    bad = tmp_path/'cut.jpg'; bad.write_bytes((SAMPLE/'OSTRICH'/'1.jpg').read_bytes()[:2500])
+    r = run('birdlab', 'predict', out, bad)
+    assert r.returncode == 2 and 'cut.jpg' in r.stderr and 'Traceback' not in r.stderr
+    r = run('birdlab', 'predict', out, tmp_path/'missing.jpg')
+    assert r.returncode == 2 and 'missing.jpg' in r.stderr
+    r = run('birdlab', 'predict', tmp_path/'no_run', SAMPLE/'OSTRICH'/'1.jpg')
+    assert r.returncode == 2 and 'No model at' in r.stderr
+
+def test_train_errors(tmp_path):
+    r = run('birdlab', 'train', '--data', tmp_path/'nope')
+    assert r.returncode == 2 and 'does not exist' in r.stderr
+    (tmp_path/'birds'/'EMPTY').mkdir(parents=True)
+    r = run('birdlab', 'train', '--data', tmp_path/'birds')
+    assert r.returncode == 2 and 'EMPTY' in r.stderr
+    r = run('birdlab', 'train', '--data', SAMPLE, '--arch', 'efficientnet_lite7', '--out', tmp_path/'r')
+    assert r.returncode == 2 and 'Unknown architecture' in r.stderr
+
+def test_train_on_csv_manifest(tmp_path):
+    "`birdlab train` on a Kaggle-style CSV with its own split column, 1 epoch at 64 px."
+    rows = [dict(filepaths=str(p.relative_to(SAMPLE)), labels=p.parent.name,
+                 **{'data set': {'1':'train','2':'train','3':'train','4':'valid'}.get(p.stem, 'test')})
+            for p in sorted(SAMPLE.glob('*/*.jpg'))][:50]
+    csvf = tmp_path/'birds.csv'
+    pd.DataFrame([{**r, 'filepaths': str(SAMPLE/r['filepaths'])} for r in rows]).to_csv(csvf, index=False)
+    r = run('birdlab', 'train', '--data', csvf, '--epochs', '1', '--freeze-epochs', '1', '--size', '64', '--out', tmp_path/'run')
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path/'run'/'metrics.json').read_text())
+    assert m['n_test'] == 10 and m['n_classes'] == 10   # the CSV's own split was kept
