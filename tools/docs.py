@@ -8,7 +8,7 @@
 """
 import re, sys, html
 from pathlib import Path
-import nbformat
+import nbformat, yaml
 from nbconvert import HTMLExporter, MarkdownExporter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,11 +24,12 @@ def _clean(nb, drop_code=False):
         c.metadata = {}
         src = c.source
         if c.cell_type=='raw' and src.startswith('---'):  # nbdev moved the title into Quarto front matter
-            meta = dict(l.split(':', 1) for l in src.splitlines() if ':' in l)
-            c = nbformat.v4.new_markdown_cell(f"# {meta.get('title','').strip()}\n\n> {meta.get('description','').strip()}")
+            meta = yaml.safe_load(src.strip().strip('-')) or {}
+            c = nbformat.v4.new_markdown_cell(f"# {meta.get('title','')}\n\n> {meta.get('description','')}")
             c.pop('id', None)
         if re.search(r'^\s*#\|\s*(hide|default_exp)', src, re.M): continue
         if c.cell_type=='code':
+            if re.search(r'^\s*#\|\s*echo:\s*false', src, re.M): c.metadata['transient'] = {'remove_source': True}
             c.source = _DIRECTIVE.sub('', src).strip()
             for o in c.get('outputs', []):
                 md = o.get('data', {}).get('text/markdown')
@@ -50,7 +51,7 @@ def readme():
 def preview(proc=ROOT/'_proc'):
     "Render every processed notebook to HTML under `_proc/preview`, with an index page."
     out = proc/'preview'; out.mkdir(exist_ok=True)
-    exp = HTMLExporter(template_name='lab')
+    exp = HTMLExporter(template_name='lab', exclude_input_prompt=True, exclude_output_prompt=True)
     links = []
     for fn in sorted(proc.glob('*.ipynb')):
         nb = _clean(nbformat.read(fn, as_version=4))
