@@ -126,7 +126,7 @@ def check_images(
         raise ValueError(f"{len(bad)} of {len(paths)} image(s) cannot be decoded:\n{lst}\n"
                          "Move them out of the data set (or re-download them), then try again.")
 
-# %% ../nbs/03_split.ipynb #0a2df65d
+# %% ../nbs/03_split.ipynb #3f276fc7
 def _n_per_split(n:int, pcts)->tuple:
     "How many of `n` items go to train, valid and test."
     if n < 3: return (n, 0, 0)
@@ -139,21 +139,33 @@ def split_stratified(
     labels:list,          # one label per item
     pcts=(0.7,0.15,0.15), # train, valid, test fractions
     seed:int=42,          # same seed, same split
+    groups:list|None=None,# optional group per item: a group never straddles two splits
 )->tuple:                 # (train, valid, test) lists
     "Split `items` so every label keeps its share in each part."
     if len(items)!=len(labels): raise ValueError(f"{len(items)} items but {len(labels)} labels: give one label per item.")
     if len(pcts)!=3 or any(p<0 for p in pcts) or not np.isclose(sum(pcts), 1): raise ValueError(f"pcts={pcts!r}: give three non-negative fractions (train, valid, test) that sum to 1.")
-    rng = np.random.default_rng(seed)
-    out = ([],[],[])
-    lbls = np.asarray(labels, dtype=object)
+    groups = list(range(len(items))) if groups is None else list(groups)
+    if len(groups)!=len(items): raise ValueError(f"{len(groups)} groups for {len(items)} items: give one group per item.")
+    rng, lbls = np.random.default_rng(seed), np.asarray(labels, dtype=object)
+    where, placed = np.zeros(len(items), dtype=int), {}   # split per item; split per group
     for lbl in sorted(set(labels), key=str):
         idx = np.flatnonzero(lbls==lbl)
-        idx = idx[rng.permutation(len(idx))]
-        ntr,nv,_ = _n_per_split(len(idx), pcts)
-        for part,sl in zip(out, (idx[:ntr], idx[ntr:ntr+nv], idx[ntr+nv:])): part.extend(items[i] for i in sorted(sl))
-    return out
+        target, units = _n_per_split(len(idx), pcts), {}
+        for i in idx: units.setdefault(groups[i], []).append(i)
+        keys = list(units)
+        counts = [0,0,0]
+        for k in keys:
+            if k in placed: counts[placed[k]] += len(units[k])
+        for o in rng.permutation(len(keys)):
+            k = keys[o]
+            if k in placed: continue
+            # the split furthest below its target takes the group (ties: test, then valid, then train)
+            s = max((2,1,0), key=lambda s: target[s]-counts[s])
+            placed[k] = s; counts[s] += len(units[k])
+        for i in idx: where[i] = placed[groups[i]]
+    return tuple([items[i] for i in np.flatnonzero(where==s)] for s in range(3))
 
-# %% ../nbs/03_split.ipynb #cd9ce1f1
+# %% ../nbs/03_split.ipynb #222b2938
 def split_table(
     df:pd.DataFrame,      # path/label/split table
     pcts=(0.7,0.15,0.15), # train, valid, test fractions
