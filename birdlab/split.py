@@ -126,7 +126,7 @@ def check_images(
         raise ValueError(f"{len(bad)} of {len(paths)} image(s) cannot be decoded:\n{lst}\n"
                          "Move them out of the data set (or re-download them), then try again.")
 
-# %% ../nbs/03_split.ipynb #3f276fc7
+# %% ../nbs/03_split.ipynb #eea60f5d
 def _n_per_split(n:int, pcts)->tuple:
     "How many of `n` items go to train, valid and test."
     if n < 3: return (n, 0, 0)
@@ -159,8 +159,8 @@ def split_stratified(
         for o in rng.permutation(len(keys)):
             k = keys[o]
             if k in placed: continue
-            # the split furthest below its target takes the group (ties: test, then valid, then train)
-            s = max((2,1,0), key=lambda s: target[s]-counts[s])
+            # an empty split that wants images first, else the one furthest below its target (ties: test, valid, train)
+            s = max((2,1,0), key=lambda s: (counts[s]==0 and target[s]>0, target[s]-counts[s]))
             placed[k] = s; counts[s] += len(units[k])
         for i in idx: where[i] = placed[groups[i]]
     return tuple([items[i] for i in np.flatnonzero(where==s)] for s in range(3))
