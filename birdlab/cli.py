@@ -1,4 +1,4 @@
-"""The `birdlab` command: `demo`, `train`, `predict`, `audit`, `split`, `quarantine`, `restore`.
+"""The `birdlab` command: `demo`, `train`, `predict`, `audit`, `split`, `quarantine`, `restore`, `scrape`.
 
 Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
@@ -19,7 +19,7 @@ from .evaluate import evaluate, save_evaluation
 
 # %% auto #0
 __all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'audit_cmd', 'quarantine_cmd', 'restore_cmd',
-           'split_cmd', 'main']
+           'split_cmd', 'scrape_cmd', 'main']
 
 # %% ../nbs/14_cli.ipynb #21e994e4
 def _train_and_report(data, out, **kwargs)->dict:
@@ -157,9 +157,25 @@ def split_cmd(
     print(df.groupby('split').agg(images=('path','size'), species=('label','nunique')).to_string())
     print(f"Manifest -> {out}")
 
-# %% ../nbs/14_cli.ipynb #2ca4dd3d
+# %% ../nbs/14_cli.ipynb #7c63872c
+def scrape_cmd(
+    classes:Annotated[str, 'a `label,query` file, or comma-separated labels', {'opt':True, 'required':True}],
+    n:int=100,            # images per label
+    engine:str='bing',    # bing, ddg or google
+    out:str='data/raw',   # output folder (resumes from its manifest.csv)
+    base_url:str=None,    # engine address override (a mirror, or the local test server)
+    delay:float=0.5,      # polite pause between downloads, seconds
+    driver_path:str=None, # explicit chromedriver
+):
+    "Search the web for each class and download verified, deduplicated images with a provenance manifest."
+    from birdlab.scrape import scrape
+    src = classes if Path(classes).is_file() else [c.strip() for c in classes.split(',') if c.strip()]
+    summ = scrape(src, out, n=n, engine=engine, base_url=base_url, delay=delay, driver_path=driver_path)
+    print(summ.to_string()); print(f"Manifest -> {Path(out)/'manifest.csv'}")
+
+# %% ../nbs/14_cli.ipynb #fba44306
 COMMANDS = {'demo':demo, 'train':train_cmd, 'predict':predict, 'audit':audit_cmd, 'split':split_cmd,
-            'quarantine':quarantine_cmd, 'restore':restore_cmd}
+            'quarantine':quarantine_cmd, 'restore':restore_cmd, 'scrape':scrape_cmd}
 _USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError)
 
 def main(argv:list|None=None):

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from conftest import run, ROOT
 
-CHAPTERS = {'00_core':'core', '03_split':'split', '03b_audit':'audit', '04_data':'data', '05_models':'models',
+CHAPTERS = {'00_core':'core', '01_scrape':'scrape', '03_split':'split', '03b_audit':'audit', '04_data':'data', '05_models':'models',
             '06_learner':'learner', '07_evaluate':'evaluate', '14_cli':'cli'}
 
 @pytest.fixture(scope='module')
