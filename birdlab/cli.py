@@ -65,7 +65,7 @@ def train_cmd(
     return _train_and_report(data, out, arch=arch, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr,
                              find_lr=find_lr, aug=aug, seed=seed, pretrained=not no_pretrained, cpu=cpu)
 
-# %% ../nbs/14_cli.ipynb #e2dc8a61
+# %% ../nbs/14_cli.ipynb #19f20a53
 def _find_model(model)->Path:
     p = Path(model)
     if p.is_dir(): p = p/'model.pkl'
@@ -82,7 +82,7 @@ def predict_images(
     missing = [str(i) for i in images if not Path(i).is_file()]
     if missing: raise FileNotFoundError(f"Image file(s) not found: {', '.join(missing)}")
     check_images(images)
-    learn = load_learner(_find_model(model), cpu=not default_device().type=='cuda')
+    learn = load_learner(_find_model(model), cpu=default_device().type!='cuda')
     dl = learn.dls.test_dl([str(i) for i in images])
     probs,_ = learn.get_preds(dl=dl)
     k = min(k, probs.shape[1])
