@@ -13,8 +13,8 @@ from PIL import Image
 from .core import IMG_EXTS, atomic_write, sample_path
 
 # %% auto #0
-__all__ = ['SPLITS', 'read_folder', 'read_splits', 'read_csv', 'read_data', 'bad_images', 'check_images', 'split_stratified',
-           'split_table', 'write_manifest']
+__all__ = ['SPLITS', 'read_folder', 'read_splits', 'read_csv', 'read_data', 'inspect_image', 'bad_images', 'check_images',
+           'split_stratified', 'split_table', 'write_manifest']
 
 # %% ../nbs/03_split.ipynb #569a102b
 SPLITS = ('train','valid','test')
@@ -103,17 +103,24 @@ def read_data(
     if any(d.is_dir() and d.name.lower() in _SPLIT_ALIASES for d in src.iterdir()): return read_splits(src)
     return read_folder(src)
 
-# %% ../nbs/03_split.ipynb #71e52ebd
+# %% ../nbs/03_split.ipynb #8596b18c
+def inspect_image(fn)->dict:
+    "Decode `fn` fully; return its size, mode, frame count, or the error."
+    try:
+        with Image.open(fn) as im:
+            fmt, mode, size, n = im.format, im.mode, im.size, getattr(im, 'n_frames', 1)
+            if 'transparency' in im.info and 'A' not in mode: mode += '+alpha'
+            im.load()
+        return dict(ok=True, format=fmt, mode=mode, width=size[0], height=size[1], n_frames=n, error='')
+    except Exception as e:
+        kind = 'unreadable' if isinstance(e, Image.UnidentifiedImageError) else 'truncated'  # not an image at all, or broken partway
+        return dict(ok=False, format=None, mode=None, width=0, height=0, n_frames=0, error=f'{kind}: {type(e).__name__}: {e}')
+
 def bad_images(
     paths:list,  # image files to decode
 )->dict:         # {path: reason} for each file that fails to decode fully
     "Decode every file in `paths` fully; return the ones that fail, with the reason."
-    bad = {}
-    for p in paths:
-        try:
-            with Image.open(p) as im: im.load()
-        except Exception as e: bad[str(p)] = f'{type(e).__name__}: {e}'
-    return bad
+    return {str(p):r['error'] for p in paths if not (r := inspect_image(p))['ok']}
 
 def check_images(
     src:pd.DataFrame|list, # a table with a `path` column, or a list of paths
