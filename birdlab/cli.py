@@ -1,4 +1,4 @@
-"""The `birdlab` command: `demo`, `train`, `predict`, `audit`, `split`, `quarantine`, `restore`, `scrape`.
+"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `audit`, `split`, `quarantine`, `restore`, `scrape`.
 
 Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
@@ -15,24 +15,33 @@ from .core import sample_path, default_device, atomic_write
 from .split import check_images
 from .models import WeightsUnavailableError
 from .learner import train
-from .evaluate import evaluate, save_evaluation
+from .evaluate import apply_calibration
+from .interpret import report_run, evaluate_run
 
 # %% auto #0
-__all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'audit_cmd', 'quarantine_cmd', 'restore_cmd',
-           'split_cmd', 'scrape_cmd', 'main']
+__all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evaluate_cmd', 'audit_cmd', 'quarantine_cmd',
+           'restore_cmd', 'split_cmd', 'scrape_cmd', 'main']
 
 # %% ../nbs/14_cli.ipynb #d1465ea6
 def _train_and_report(data, out, **kwargs)->dict:
-    "Train, evaluate on the test rows, write everything to the run folder; return the metrics."
+    "Train, calibrate on the validation rows, evaluate on the test rows, write everything (report.html too) to the run folder."
     t0 = time.time()
     learn = train(data, out=out, **kwargs)
-    res = evaluate(learn)
-    m = save_evaluation(res, learn.path, extra=dict(arch=learn.arch, device=str(learn.dls.device),
-                                                    train_seconds=round(learn.train_time, 1), total_seconds=round(time.time()-t0, 1)))
-    res['per_class'].head(10).pipe(lambda d: print(f"\nWorst classes on the test set:\n{d.to_string(index=False)}"))
+    res = report_run(learn, learn.path, extra=dict(arch=learn.arch, device=str(learn.dls.device), train_seconds=round(learn.train_time, 1)),
+                     title=f'birdlab: {learn.arch} on {data}')
+    m = res['metrics']
+    _print_eval(res)
     print(f"\nTest accuracy {m['test_accuracy']:.1%} (top-5 {m['test_top5_accuracy']:.1%}) on {m['n_test']} images, "
-          f"{m['n_classes']} species; device {m['device']}; {m['total_seconds']:.0f} s\nRun folder: {learn.path}")
+          f"{m['n_classes']} species; device {m['device']}; {time.time()-t0:.0f} s\nRun folder: {learn.path} (report.html)")
     return m
+
+def _print_eval(res):
+    nd = res['needs_data'].head(10)
+    if len(nd): print(f"\nClasses that need more data (worst test F1 first):\n{nd.to_string(index=False, max_colwidth=50)}")
+    m = res['metrics']
+    print(f"Calibration: temperature {m['temperature']:.3f}, ECE {m['test_ece']:.3f} -> {m['test_ece_calibrated']:.3f}; "
+          f"at threshold {m['threshold']:.3f}, {m['test_coverage']:.0%} of test photos get a species, "
+          + (f"{m['test_selective_accuracy']:.1%} of those correctly" if m['test_selective_accuracy'] is not None else 'none'))
 
 def demo(
     out:str=None,    # run folder (new or empty); default runs/demo-<time>
@@ -77,19 +86,21 @@ def predict_images(
     model:str|Path,   # a run folder or its model.pkl
     images:list,      # image files
     k:int=5,          # how many species per image
-)->pd.DataFrame:      # one row per image and rank: image, rank, species, probability
-    "Top-`k` species with probabilities for each image."
+)->pd.DataFrame:      # one row per image and rank: image, rank, species, probability, known
+    "Top-`k` species with calibrated probabilities for each image; `known` is False below the run's rejection threshold."
     from fastai.vision.all import load_learner
     missing = [str(i) for i in images if not Path(i).is_file()]
     if missing: raise FileNotFoundError(f"Image file(s) not found: {', '.join(missing)}")
     check_images(images)
-    learn = load_learner(_find_model(model), cpu=default_device().type!='cuda')
+    fn = _find_model(model)
+    learn = load_learner(fn, cpu=default_device().type!='cuda')
+    cal = json.loads((fn.parent/'calibration.json').read_text()) if (fn.parent/'calibration.json').exists() else None
     dl = learn.dls.test_dl([str(i) for i in images])
-    probs,_ = learn.get_preds(dl=dl)
+    probs,known = apply_calibration(learn.get_preds(dl=dl)[0], cal)
     k = min(k, probs.shape[1])
     p,idx = probs.topk(k, 1)
-    return pd.DataFrame([dict(image=str(img), rank=r+1, species=learn.dls.vocab[int(idx[i,r])], probability=round(float(p[i,r]), 4))
-                         for i,img in enumerate(images) for r in range(k)])
+    return pd.DataFrame([dict(image=str(img), rank=r+1, species=learn.dls.vocab[int(idx[i,r])], probability=round(float(p[i,r]), 4),
+                              known=bool(known[i])) for i,img in enumerate(images) for r in range(k)])
 
 def predict(
     model:str,                      # run folder or model.pkl
@@ -97,12 +108,28 @@ def predict(
     k:int=5,                        # species to list per image
     csv:str=None,                   # also write the table to this CSV file
 ):
-    "Print the top-`k` species with probabilities for each image."
+    "Print the top-`k` species with calibrated probabilities for each image ('unknown species' below the run's threshold)."
     df = predict_images(model, images, k=k)
     for img,g in df.groupby('image', sort=False):
-        print(img); print('\n'.join(f"  {r.rank}. {r.species:<30} {r.probability:6.1%}" for r in g.itertuples()))
+        print(img + ('' if g.known.iloc[0] else '  -> unknown species (no species is confident enough); best guesses:'))
+        print('\n'.join(f"  {r.rank}. {r.species:<30} {r.probability:6.1%}" for r in g.itertuples()))
     if csv: atomic_write(csv, df.to_csv(index=False))
     return df
+
+def evaluate_cmd(
+    run:str,                # run folder (model.pkl, manifest.csv)
+    test:str=None,          # labelled test data: folder per species, split tree or CSV (default: the run's test rows)
+    out:str=None,           # new folder for the results (default RUN/eval-<time>)
+    findings:str=None,      # audit findings CSV (`birdlab audit`), shown beside the mistakes
+    precision:float=0.95,   # target precision when fitting the rejection threshold (first evaluation only)
+):
+    "Evaluate a run on test data: metrics, calibration, Grad-CAM on mistakes, and a self-contained report.html."
+    res = evaluate_run(run, test=test, out=out, findings=findings, precision=precision)
+    m = res['metrics']
+    _print_eval(res)
+    print(f"\nTest accuracy {m['test_accuracy']:.1%} (top-5 {m['test_top5_accuracy']:.1%}, balanced {m['test_balanced_accuracy']:.1%}, "
+          f"macro-F1 {m['test_macro_f1']:.3f}) on {m['n_test']} images\nReport -> {res['out']/'report.html'}")
+    return res
 
 # %% ../nbs/14_cli.ipynb #58ce2120
 def _pcts(s:str)->tuple:
@@ -175,7 +202,7 @@ def scrape_cmd(
     print(summ.to_string()); print(f"Manifest -> {Path(out)/'manifest.csv'}")
 
 # %% ../nbs/14_cli.ipynb #fba44306
-COMMANDS = {'demo':demo, 'train':train_cmd, 'predict':predict, 'audit':audit_cmd, 'split':split_cmd,
+COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'audit':audit_cmd, 'split':split_cmd,
             'quarantine':quarantine_cmd, 'restore':restore_cmd, 'scrape':scrape_cmd}
 _USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError)
 

@@ -77,13 +77,14 @@ def save_json(fn:str|Path, obj)->Path:
 
 # %% ../nbs/00_core.ipynb #e809c807
 def new_run_dir(
-    out:str|Path|None=None, # the folder to create; `None` for `runs/<prefix>-<time stamp>`
+    out:str|Path|None=None, # the folder to create; `None` for `<parent>/<prefix>-<time stamp>`
     prefix:str='run',       # name prefix for the default folder
+    parent:str|Path='runs', # where the default folder goes
 )->Path:
     "Create and return an empty run folder; never reuse one that holds files."
     if out is None:
         import time
-        out = Path('runs')/f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = Path(parent)/f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
         i, base = 1, out
         while out.exists() and any(out.iterdir()): i += 1; out = base.with_name(f'{base.name}-{i}')
     out = Path(out)

@@ -15,3 +15,16 @@ def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('cli')/'demo'
     r = run('birdlab', 'demo', '--out', out, '--epochs', '2', '--size', '128', cwd=tmp_path_factory.getbasetemp())
     return out, r
+
+@pytest.fixture(scope='session')
+def browser():
+    "One headless Chromium (Debian's chromium and chromedriver) for the tests that need a real browser."
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    for a in ('--headless=new','--no-sandbox','--disable-gpu','--disable-dev-shm-usage','--disable-background-networking',
+              '--disable-component-update','--disable-sync','--no-first-run'): opts.add_argument(a)
+    opts.binary_location = shutil.which('chromium') or shutil.which('google-chrome') or ''
+    drv = webdriver.Chrome(service=Service(shutil.which('chromedriver')), options=opts)
+    yield drv
+    drv.quit()

@@ -9,7 +9,7 @@ def test_demo_writes_run_folder(demo_run):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'Test accuracy' in r.stdout
     for f in ('model.pkl','model.pth','config.json','metrics.json','history.csv','manifest.csv',
-              'per_class.csv','confusion.csv','confusion.png','curves.png'):
+              'per_class.csv','confusion.csv','confusion.png','curves.png','calibration.json','report.html','reliability.png'):
         assert (out/f).stat().st_size > 0, f
     m = json.loads((out/'metrics.json').read_text())
     assert m['n_test'] == 30 and m['n_classes'] == 30

@@ -1,11 +1,11 @@
 "The docs, nbdev's half: nbdev-proc-nbs runs clean, the preview renders, and a real browser shows every public function."
-import importlib, sys, shutil
+import importlib, sys
 from pathlib import Path
 import pytest
 from conftest import run, ROOT
 
 CHAPTERS = {'00_core':'core', '01_scrape':'scrape', '03_split':'split', '03b_audit':'audit', '04_data':'data', '05_models':'models',
-            '06_learner':'learner', '07_evaluate':'evaluate', '14_cli':'cli'}
+            '06_learner':'learner', '07_evaluate':'evaluate', '08_interpret':'interpret', '14_cli':'cli'}
 
 @pytest.fixture(scope='module')
 def preview():
@@ -15,18 +15,6 @@ def preview():
     r = run(sys.executable, ROOT/'tools'/'docs.py', 'preview', cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     return ROOT/'_proc'/'preview'
-
-@pytest.fixture(scope='module')
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    for a in ('--headless=new','--no-sandbox','--disable-gpu','--disable-dev-shm-usage','--disable-background-networking',
-              '--disable-component-update','--disable-sync','--no-first-run'): opts.add_argument(a)
-    opts.binary_location = shutil.which('chromium') or shutil.which('google-chrome') or ''
-    drv = webdriver.Chrome(service=Service(shutil.which('chromedriver')), options=opts)
-    yield drv
-    drv.quit()
 
 def test_readme_is_rendered_from_index():
     sys.path.insert(0, str(ROOT/'tools'))
