@@ -1,4 +1,4 @@
-"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `audit`, `split`, `quarantine`, `restore`, `scrape`.
+"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `export`, `serve`, `audit`, `split`, `quarantine`, `restore`, `scrape`.
 
 Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
@@ -19,8 +19,8 @@ from .evaluate import apply_calibration
 from .interpret import report_run, evaluate_run
 
 # %% auto #0
-__all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evaluate_cmd', 'audit_cmd', 'quarantine_cmd',
-           'restore_cmd', 'split_cmd', 'scrape_cmd', 'main']
+__all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evaluate_cmd', 'export_cmd', 'serve_cmd', 'audit_cmd',
+           'quarantine_cmd', 'restore_cmd', 'split_cmd', 'scrape_cmd', 'main']
 
 # %% ../nbs/14_cli.ipynb #d1465ea6
 def _train_and_report(data, out, **kwargs)->dict:
@@ -131,6 +131,36 @@ def evaluate_cmd(
           f"macro-F1 {m['test_macro_f1']:.3f}) on {m['n_test']} images\nReport -> {res['out']/'report.html'}")
     return res
 
+def export_cmd(
+    run:str,                # run folder (model.pkl, manifest.csv, calibration.json)
+    out:str=None,           # new folder for the exported files (default RUN/export)
+    no_int8:store_true=False, # skip the int8 model
+):
+    "Export a run to ONNX and int8 ONNX with model cards, checked against PyTorch on the test photos."
+    from birdlab.export import export_run
+    res = export_run(run, out=out, int8=not no_int8)
+    rep = res['report']
+    print(f"{'model':<12} {'MB':>6} {'test acc':>9} {'max |dp|':>9} {'top-1 agree':>12}")
+    print(f"{'pytorch':<12} {rep['mb'].get('model.pth', float('nan')):>6.2f} {rep['pytorch']['test_accuracy']:>9.1%}")
+    for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx')):
+        if k in rep: print(f"{k:<12} {rep['mb'][f]:>6.2f} {rep[k]['test_accuracy']:>9.1%} {rep[k]['max_abs_diff']:>9.2e} {rep[k]['top1_agreement']:>12.1%}")
+    print(f"\n{rep['n_test']} test photos. Exported -> {res['out']}  (serve it: birdlab serve {res['out']})")
+    return res
+
+def serve_cmd(
+    model:str,              # exported .onnx file, or the folder `birdlab export` wrote (int8 model preferred)
+    host:str='127.0.0.1',   # address to listen on (0.0.0.0 to accept other machines)
+    port:int=8000,          # port
+    max_mb:float=10,        # largest upload, in MB
+    threads:int=0,          # onnxruntime threads per request (0: all cores)
+):
+    "Serve the model over HTTP: POST /predict, GET /species, GET /health, and a web page at /."
+    import uvicorn
+    from birdlab.serve import create_app
+    app = create_app(model, max_bytes=int(max_mb*2**20), threads=threads)
+    print(f"birdlab serve: {app.state.predictor} on http://{host}:{port}/", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level='warning')
+
 # %% ../nbs/14_cli.ipynb #58ce2120
 def _pcts(s:str)->tuple:
     p = [float(x) for x in str(s).split(',')]
@@ -202,7 +232,7 @@ def scrape_cmd(
     print(summ.to_string()); print(f"Manifest -> {Path(out)/'manifest.csv'}")
 
 # %% ../nbs/14_cli.ipynb #fba44306
-COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'audit':audit_cmd, 'split':split_cmd,
+COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'export':export_cmd, 'serve':serve_cmd, 'audit':audit_cmd, 'split':split_cmd,
             'quarantine':quarantine_cmd, 'restore':restore_cmd, 'scrape':scrape_cmd}
 _USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError)
 

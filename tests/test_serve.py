@@ -1,0 +1,97 @@
+"Export and serving as a user runs them: `birdlab export`, a real uvicorn server on 127.0.0.1, and the web page in headless Chromium."
+import io, json, socket, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pytest, requests
+from PIL import Image
+from conftest import run, SAMPLE
+
+@pytest.fixture(scope='session')
+def exported(demo_run, tmp_path_factory):
+    out, r = demo_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    exp = tmp_path_factory.mktemp('export')/'exp'
+    r = run('birdlab', 'export', out, '--out', exp)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return exp, r
+
+def _free_port():
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@pytest.fixture(scope='module')
+def server(exported):
+    exp,_ = exported
+    port = _free_port()
+    p = subprocess.Popen(['birdlab', 'serve', str(exp), '--host', '127.0.0.1', '--port', str(port), '--max-mb', '2'],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f'http://127.0.0.1:{port}'
+    for _ in range(120):
+        try:
+            if requests.get(url+'/health', timeout=1).ok: break
+        except requests.ConnectionError: time.sleep(0.5)
+        assert p.poll() is None, p.stdout.read()
+    else: pytest.fail('server did not start')
+    yield url
+    p.terminate(); p.wait(10)
+
+def test_export_files_cards_and_parity(exported):
+    exp, r = exported
+    from birdlab.inference import Predictor
+    rep = json.loads((exp/'export.json').read_text())
+    assert rep['onnx_fp32']['max_abs_diff'] < 1e-4 and rep['onnx_fp32']['top1_agreement'] == 1.0
+    assert rep['onnx_fp32']['test_accuracy'] == rep['pytorch']['test_accuracy']
+    assert (exp/'model_int8.onnx').stat().st_size <= 5*2**20
+    assert 'onnx_int8' in r.stdout and 'max |dp|' in r.stdout
+    for stem in ('model', 'model_int8'):
+        card = json.loads((exp/f'{stem}.json').read_text())
+        pred = Predictor(exp/f'{stem}.onnx')                      # the card round-trips: its hash, classes, preprocessing
+        assert pred.classes == card['classes'] and len(card['classes']) == 30
+        assert card['input']['size'] == 128 and card['temperature'] > 0 and 'test_accuracy' in card['metrics']
+    r = run('birdlab', 'export', exp.parent/'nothing')
+    assert r.returncode == 2 and 'No model.pkl' in r.stderr
+
+def test_endpoints(server, exported):
+    from birdlab.inference import Predictor
+    jpg = (SAMPLE/'BALD EAGLE'/'2.jpg').read_bytes()
+    assert requests.get(server+'/health').json()['status'] == 'ok'
+    sp = requests.get(server+'/species').json()
+    assert len(sp['species']) == 30 and 'BALD EAGLE' in sp['species']
+    r = requests.post(server+'/predict', files={'file': ('2.jpg', jpg, 'image/jpeg')})
+    assert r.status_code == 200, r.text
+    j = r.json()
+    local = Predictor(exported[0]).predict(jpg)                  # the server answers what the model file says
+    assert j['model'] == local['model'] and j['top_k'] == local['top_k'] and j['unknown'] == local['unknown']
+    assert abs(sum(j['probabilities'].values()) - 1) < 1e-3 and set(j['probabilities']) == set(sp['species'])
+    assert j['species'] == ('unknown' if j['unknown'] else j['top_k'][0]['species'])
+    r = requests.post(server+'/predict?k=2', data=jpg, headers={'content-type': 'image/jpeg'})
+    assert r.ok and [t['species'] for t in r.json()['top_k']] == [t['species'] for t in j['top_k'][:2]]
+
+def test_bad_inputs(server):
+    jpg = (SAMPLE/'OSTRICH'/'1.jpg').read_bytes()
+    bomb = io.BytesIO(); Image.new('L', (10_000, 10_000)).save(bomb, 'PNG')
+    cases = [(dict(data=b''), 400, 'empty'),
+             (dict(files={'photo': ('1.jpg', jpg, 'image/jpeg')}), 422, 'no_file'),
+             (dict(files={'file': ('a.jpg', b'%PDF-1.4 not a photo', 'image/jpeg')}), 415, 'not_an_image'),
+             (dict(files={'file': ('a.jpg', jpg[:2500], 'image/jpeg')}), 422, 'broken_image'),
+             (dict(files={'file': ('big.jpg', b'\0'*(3*2**20), 'image/jpeg')}), 413, 'too_large'),
+             (dict(data=iter([b'\0'*2**20]*3), headers={'content-type':'image/jpeg'}), 413, 'too_large'),  # chunked: no Content-Length
+             (dict(files={'file': ('bomb.png', bomb.getvalue(), 'image/png')}), 413, 'too_many_pixels')]
+    for kw,status,code in cases:
+        r = requests.post(server+'/predict', timeout=30, **kw)
+        assert (r.status_code, r.json()['code']) == (status, code), (code, r.status_code, r.text[:300])
+        assert r.json()['detail']
+    assert requests.post(server+'/predict', files={'file': ('1.jpg', jpg, 'image/jpeg')}).ok   # still serving
+    assert requests.get(server+'/health').ok
+
+def test_web_page_upload(server, browser):
+    from selenium.webdriver.support.ui import WebDriverWait
+    fn = SAMPLE/'PEACOCK'/'3.jpg'
+    expected = requests.post(server+'/predict', files={'file': (fn.name, fn.read_bytes(), 'image/jpeg')}).json()
+    browser.get(server+'/')
+    assert 'Which bird is this?' in browser.page_source
+    browser.find_element('id', 'file').send_keys(str(fn))
+    WebDriverWait(browser, 30).until(lambda d: d.find_element('id', 'species').text not in ('', '...'))
+    shown = browser.find_element('id', 'species').text
+    assert shown == ('unknown species' if expected['unknown'] else expected['species'])
+    rows = browser.find_elements('css selector', '#bars .row')
+    assert [r.get_attribute('data-species') for r in rows] == [t['species'] for t in expected['top_k']]
+    assert browser.execute_script("return document.getElementById('preview').naturalWidth") > 0
