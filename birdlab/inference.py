@@ -7,6 +7,7 @@ Docs: https://birdlab.github.io/birdlab/inference.html.md"""
 # %% ../nbs/12b_inference.ipynb #1e4b61ea
 from __future__ import annotations
 import hashlib, io, json
+from functools import lru_cache
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -44,17 +45,19 @@ def load_image(
     return im.convert('RGB')
 
 # %% ../nbs/12b_inference.ipynb #2f75a471
+@lru_cache(maxsize=16)
+def _interp(n:int, size:int)->np.ndarray:
+    "(size, n) matrix of linear interpolation weights, sampling `n` points at align_corners=True positions."
+    pos = np.linspace(0, n-1, size); i0 = np.floor(pos).astype(int); w = (pos-i0).astype(np.float32)
+    m = np.zeros((size, n), np.float32)
+    np.add.at(m, (np.arange(size), i0), 1-w); np.add.at(m, (np.arange(size), np.minimum(i0+1, n-1)), w)
+    return m
+
 def _resize_ac(a:np.ndarray, size:int)->np.ndarray:
     "Bilinear resize of (c, h, w) `a` to (c, size, size), sampling with align_corners=True (torch's grid_sample)."
     c,h,w = a.shape
     if (h,w)==(size,size): return a
-    ys,xs = np.linspace(0, h-1, size), np.linspace(0, w-1, size)
-    y0,x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-    y1,x1 = np.minimum(y0+1, h-1), np.minimum(x0+1, w-1)
-    wy,wx = (ys-y0)[:,None], (xs-x0)[None,:]
-    top = a[:,y0][:,:,x0]*(1-wx) + a[:,y0][:,:,x1]*wx
-    bot = a[:,y1][:,:,x0]*(1-wx) + a[:,y1][:,:,x1]*wx
-    return top*(1-wy) + bot*wy
+    return _interp(h, size) @ a @ _interp(w, size).T   # separable: rows, then columns
 
 def preprocess(
     img:Image.Image, # an RGB image

@@ -1,0 +1,90 @@
+"""CPU inference latency and a bounded loopback load test of `birdlab serve`.
+
+    python bench/serve_latency.py RUN [--export EXPORT] [--n 200] [--requests 1000] [--concurrency 4]
+
+RUN is a run folder (`birdlab demo` / `birdlab train`); EXPORT the folder `birdlab export RUN` wrote
+(default RUN/export, created if missing). Prints two tables:
+1. single-image latency (batch 1, model only, preprocessed input) of PyTorch eager fp32, ONNX fp32 and
+   ONNX int8 on this machine's CPU: p50/p99 over `--n` runs after a warm-up;
+2. the service under load: `--requests` POST /predict of real sample photos from `--concurrency`
+   client threads against a real uvicorn server on 127.0.0.1: requests/s, p50/p99, errors.
+"""
+import argparse, json, os, platform, socket, subprocess, sys, threading, time
+from pathlib import Path
+import numpy as np, torch, requests
+import onnxruntime as ort
+
+def pct(a, q): return float(np.percentile(np.asarray(a)*1000, q))
+
+def model_latency(run, exp, n):
+    from birdlab.interpret import load_run
+    from birdlab.export import batches, session
+    learn,man,_ = load_run(run, cpu=True)
+    x,_ = batches(learn, man[man.split=='test'].head(8))
+    x1 = x[:1]
+    m = learn.model.eval().cpu()
+    xt = torch.from_numpy(x1)
+    def bench(f):
+        for _ in range(10): f()
+        ts = []
+        for _ in range(n): t = time.perf_counter(); f(); ts.append(time.perf_counter()-t)
+        return ts
+    rows = []
+    with torch.inference_mode(): rows.append(('pytorch eager fp32', run/'model.pth', bench(lambda: m(xt))))
+    for name,f in (('onnx fp32', exp/'model.onnx'), ('onnx int8', exp/'model_int8.onnx')):
+        s = session(f); rows.append((name, f, bench(lambda: s.run(None, {'image': x1}))))
+    base = np.median(rows[0][2])
+    print(f"\n1. Single-image latency, batch 1, {x1.shape[-1]} px, CPU ({torch.get_num_threads()} torch threads)")
+    print(f"{'model':<20} {'MB':>6} {'p50 ms':>8} {'p99 ms':>8} {'vs eager':>9}")
+    for name,f,ts in rows: print(f"{name:<20} {f.stat().st_size/2**20:>6.2f} {pct(ts,50):>8.2f} {pct(ts,99):>8.2f} {np.median(ts)/base:>8.2f}x")
+
+def load_test(exp, n_req, conc, threads):
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, '-c', 'import sys; from birdlab.cli import main; sys.exit(main())', 'serve', str(exp), '--port', str(port), '--threads', str(threads)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f'http://127.0.0.1:{port}'
+    try:
+        for _ in range(120):
+            try:
+                if requests.get(url+'/health', timeout=1).ok: break
+            except requests.ConnectionError: time.sleep(0.5)
+            if p.poll() is not None: sys.exit(f'birdlab serve exited with {p.returncode}')
+        from birdlab.core import sample_path
+        photos = [f.read_bytes() for f in sorted(sample_path().glob('*/*.jpg'))]
+        lat, errs, lock, it = [], [0], threading.Lock(), iter(range(n_req))
+        def worker():
+            s = requests.Session()
+            while True:
+                with lock: i = next(it, None)
+                if i is None: return
+                t = time.perf_counter()
+                try: ok = s.post(url+'/predict', files={'file': ('b.jpg', photos[i % len(photos)], 'image/jpeg')}, timeout=30).ok
+                except requests.RequestException: ok = False
+                with lock:
+                    lat.append(time.perf_counter()-t)
+                    if not ok: errs[0] += 1
+        for _ in range(20): requests.post(url+'/predict', files={'file': ('b.jpg', photos[0], 'image/jpeg')})  # warm-up
+        t0 = time.perf_counter()
+        ws = [threading.Thread(target=worker) for _ in range(conc)]
+        for w in ws: w.start()
+        for w in ws: w.join()
+        dt = time.perf_counter()-t0
+        model = requests.get(url+'/health').json()['model']
+    finally: p.terminate(); p.wait(10)
+    print(f"\n2. Service load test: {n_req} POST /predict (real sample photos, multipart), {conc} client threads, loopback; model {model}, onnxruntime threads {threads or 'all'}")
+    print(f"{'requests/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{n_req/dt:>10.1f} {pct(lat,50):>8.2f} {pct(lat,99):>8.2f} {errs[0]:>7}")
+
+if __name__=='__main__':
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('run', type=Path); ap.add_argument('--export', type=Path)
+    ap.add_argument('--n', type=int, default=200); ap.add_argument('--requests', type=int, default=1000)
+    ap.add_argument('--concurrency', type=int, default=4); ap.add_argument('--threads', type=int, default=1)
+    a = ap.parse_args()
+    exp = a.export or a.run/'export'
+    if not (exp/'model_int8.onnx').exists():
+        from birdlab.export import export_run
+        export_run(a.run, out=exp)
+    print(f"device: CPU, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}, onnxruntime {ort.__version__}")
+    model_latency(a.run, exp, a.n)
+    load_test(exp, a.requests, a.concurrency, a.threads)
