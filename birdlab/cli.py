@@ -6,7 +6,7 @@ Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
 # %% ../nbs/14_cli.ipynb #6ea7d382
 from __future__ import annotations
-import sys, time, json
+import sys, time
 from pathlib import Path
 import pandas as pd
 from typing import Annotated
@@ -15,7 +15,7 @@ from .core import sample_path, default_device, atomic_write
 from .split import check_images
 from .models import WeightsUnavailableError
 from .learner import train
-from .evaluate import apply_calibration
+from .evaluate import apply_calibration, load_calibration
 from .interpret import report_run, evaluate_run
 
 # %% auto #0
@@ -94,7 +94,7 @@ def predict_images(
     check_images(images)
     fn = _find_model(model)
     learn = load_learner(fn, cpu=default_device().type!='cuda')
-    cal = json.loads((fn.parent/'calibration.json').read_text()) if (fn.parent/'calibration.json').exists() else None
+    cal = load_calibration(fn.parent)
     dl = learn.dls.test_dl([str(i) for i in images])
     probs,known = apply_calibration(learn.get_preds(dl=dl)[0], cal)
     k = min(k, probs.shape[1])

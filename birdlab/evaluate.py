@@ -6,7 +6,7 @@ Docs: https://birdlab.github.io/birdlab/evaluate.html.md"""
 
 # %% ../nbs/07_evaluate.ipynb #8efbd57b
 from __future__ import annotations
-import math
+import json, math
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
@@ -20,7 +20,8 @@ from .data import test_dl
 # %% auto #0
 __all__ = ['Preds', 'check_labels', 'get_preds', 'ece', 'classification_metrics', 'per_class', 'confusion', 'most_confused',
            'top_losses', 'needs_data', 'scale_probs', 'fit_temperature', 'fit_threshold', 'is_known', 'calibrate',
-           'apply_calibration', 'plot_reliability', 'plot_confusion', 'plot_curves', 'evaluate', 'save_evaluation']
+           'apply_calibration', 'load_calibration', 'plot_reliability', 'plot_confusion', 'plot_curves', 'evaluate',
+           'save_evaluation']
 
 # %% ../nbs/07_evaluate.ipynb #78e69857
 class Preds:
@@ -217,6 +218,13 @@ def apply_calibration(
     if not cal: return torch.as_tensor(probs), torch.ones(len(probs), dtype=torch.bool)
     q = scale_probs(probs, cal['temperature'])
     return q, is_known(q, cal['threshold'])
+
+def load_calibration(
+    run:str|Path, # a run folder
+)->dict|None:     # its `calibration.json`, or None if it has none
+    "The calibration stored in run folder `run`."
+    fn = Path(run)/'calibration.json'
+    return json.loads(fn.read_text()) if fn.exists() else None
 
 # %% ../nbs/07_evaluate.ipynb #11828016
 def plot_reliability(

@@ -6,7 +6,7 @@ Docs: https://birdlab.github.io/birdlab/interpret.html.md"""
 
 # %% ../nbs/08_interpret.ipynb #59017455
 from __future__ import annotations
-import base64, html, io, json, time
+import base64, html, io, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
@@ -17,7 +17,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from .core import atomic_write, save_json, default_device, new_run_dir
 from .split import read_data
-from .evaluate import (Preds, get_preds, check_labels, calibrate, evaluate, save_evaluation, apply_calibration,
+from .evaluate import (Preds, get_preds, check_labels, calibrate, evaluate, save_evaluation, apply_calibration, load_calibration,
                               plot_reliability, plot_confusion, plot_curves)
 
 # %% auto #0
@@ -188,8 +188,7 @@ def load_run(
     learn = load_learner(run/'model.pkl', cpu=default_device().type!='cuda' if cpu is None else cpu)
     learn.path = run
     man = read_data(run/'manifest.csv') if (run/'manifest.csv').exists() else None
-    cal = json.loads((run/'calibration.json').read_text()) if (run/'calibration.json').exists() else None
-    return learn, man, cal
+    return learn, man, load_calibration(run)
 
 def _test_rows(test, man)->pd.DataFrame:
     if test is None:
