@@ -18,7 +18,8 @@ def pct(a, q): return float(np.percentile(np.asarray(a)*1000, q))
 
 def model_latency(run, exp, n):
     from birdlab.interpret import load_run
-    from birdlab.export import batches, session
+    from birdlab.export import batches
+    from birdlab.inference import ort_session
     learn,man,_ = load_run(run, cpu=True)
     x,_ = batches(learn, man[man.split=='test'].head(8))
     x1 = x[:1]
@@ -32,7 +33,7 @@ def model_latency(run, exp, n):
     rows = []
     with torch.inference_mode(): rows.append(('pytorch eager fp32', run/'model.pth', bench(lambda: m(xt))))
     for name,f in (('onnx fp32', exp/'model.onnx'), ('onnx int8', exp/'model_int8.onnx')):
-        s = session(f); rows.append((name, f, bench(lambda: s.run(None, {'image': x1}))))
+        s = ort_session(f); rows.append((name, f, bench(lambda: s.run(None, {'image': x1}))))
     base = np.median(rows[0][2])
     print(f"\n1. Single-image latency, batch 1, {x1.shape[-1]} px, CPU ({torch.get_num_threads()} torch threads)")
     print(f"{'model':<20} {'MB':>6} {'p50 ms':>8} {'p99 ms':>8} {'vs eager':>9}")
