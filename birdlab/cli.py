@@ -17,6 +17,7 @@ from .models import WeightsUnavailableError
 from .learner import train
 from .evaluate import apply_calibration, load_calibration
 from .interpret import report_run, evaluate_run
+from .inference import Predictor, find_model
 
 # %% auto #0
 __all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evaluate_cmd', 'export_cmd', 'serve_cmd', 'audit_cmd',
@@ -77,13 +78,22 @@ def train_cmd(
 
 # %% ../nbs/14_cli.ipynb #19f20a53
 def _find_model(model)->Path:
+    "model.pkl of a run folder, or the .onnx file of an export (folder or file)."
     p = Path(model)
+    if p.suffix=='.onnx' or (p.is_dir() and not (p/'model.pkl').is_file() and any(p.glob('*.onnx'))): return find_model(p)
     if p.is_dir(): p = p/'model.pkl'
-    if not p.is_file(): raise FileNotFoundError(f"No model at {str(model)!r}: pass a run folder (holding model.pkl) or a model.pkl file.")
+    if not p.is_file(): raise FileNotFoundError(f"No model at {str(model)!r}: pass a run folder (holding model.pkl), a model.pkl file, "
+                                                "or what `birdlab export` wrote (its folder or an .onnx file).")
     return p
 
+def _predict_onnx(fn:Path, images:list, k:int)->pd.DataFrame:
+    pred = Predictor(fn)
+    return pd.DataFrame([dict(image=str(img), rank=r+1, species=t['species'], probability=round(t['probability'], 4), known=not res['unknown'])
+                         for img,res in zip(images, pred.predict_batch([str(i) for i in images], k=min(k, len(pred.classes))))
+                         for r,t in enumerate(res['top_k'])])
+
 def predict_images(
-    model:str|Path,   # a run folder or its model.pkl
+    model:str|Path,   # a run folder or its model.pkl; or an export folder or .onnx file
     images:list,      # image files
     k:int=5,          # how many species per image
 )->pd.DataFrame:      # one row per image and rank: image, rank, species, probability, known
@@ -93,6 +103,7 @@ def predict_images(
     if missing: raise FileNotFoundError(f"Image file(s) not found: {', '.join(missing)}")
     check_images(images)
     fn = _find_model(model)
+    if fn.suffix=='.onnx': return _predict_onnx(fn, images, k)
     learn = load_learner(fn, cpu=default_device().type!='cuda')
     cal = load_calibration(fn.parent)
     dl = learn.dls.test_dl([str(i) for i in images])
@@ -103,7 +114,7 @@ def predict_images(
                               known=bool(known[i])) for i,img in enumerate(images) for r in range(k)])
 
 def predict(
-    model:str,                      # run folder or model.pkl
+    model:str,                      # run folder or model.pkl, or an export folder or .onnx file (no PyTorch needed)
     images:Annotated[str, 'photo files to classify', {'nargs':'+', 'opt':False}],
     k:int=5,                        # species to list per image
     csv:str=None,                   # also write the table to this CSV file
@@ -152,7 +163,7 @@ def serve_cmd(
     host:str='127.0.0.1',   # address to listen on (0.0.0.0 to accept other machines)
     port:int=8000,          # port
     max_mb:float=10,        # largest upload, in MB
-    threads:int=0,          # onnxruntime threads per request (0: all cores)
+    threads:int=1,          # onnxruntime threads per request (0: all cores; 1 serves most requests/s)
 ):
     "Serve the model over HTTP: POST /predict, GET /species, GET /health, and a web page at /."
     import uvicorn

@@ -6,15 +6,17 @@ Docs: https://birdlab.github.io/birdlab/data.html.md"""
 
 # %% ../nbs/04_data.ipynb #0d7a2fd0
 from __future__ import annotations
-import os
+import io, os
+from pathlib import Path
 import pandas as pd, torch
+from PIL import Image, ImageOps
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize,
-                               aug_transforms, DataLoaders)
+                               aug_transforms, DataLoaders, PILImage)
 from .core import default_device, seed_everything
 from .split import read_data, split_table, check_images
 
 # %% auto #0
-__all__ = ['AUG_PRESETS', 'aug_tfms', 'get_dls', 'test_dl']
+__all__ = ['AUG_PRESETS', 'aug_tfms', 'PILImageUpright', 'get_dls', 'test_dl']
 
 # %% ../nbs/04_data.ipynb #03db73a6
 AUG_PRESETS = {
@@ -35,6 +37,15 @@ def aug_tfms(
         aug = AUG_PRESETS[aug]
     if aug is None: return []
     return aug_transforms(size=size, do_flip=True, flip_vert=False, **aug)
+
+# %% ../nbs/04_data.ipynb #9c988227
+class PILImageUpright(PILImage):
+    "A fastai `PILImage` turned upright by its EXIF orientation tag, as phones and browsers show it."
+    @classmethod
+    def create(cls, fn, **kwargs):
+        if not isinstance(fn, (str, Path, bytes)): return super().create(fn, **kwargs)
+        im = Image.open(io.BytesIO(fn) if isinstance(fn, bytes) else fn)
+        return cls(ImageOps.exif_transpose(im).convert('RGB'))
 
 # %% ../nbs/04_data.ipynb #6730142a
 def _num_workers(device)->int:
@@ -64,7 +75,7 @@ def get_dls(
     device = device or default_device()
     tfms = aug_tfms(aug, size)
     # presize only when batch augmentation crops to `size` afterwards; `none` resizes straight to `size`
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=sorted(df.label.unique()))),
+    dblock = DataBlock(blocks=(ImageBlock(PILImageUpright), CategoryBlock(vocab=sorted(df.label.unique()))),
                        get_x=ColReader('path'), get_y=ColReader('label'), splitter=ColSplitter('is_valid'),
                        item_tfms=Resize(presize if tfms else size), batch_tfms=tfms)
     seed_everything(seed)

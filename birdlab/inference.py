@@ -10,7 +10,7 @@ import hashlib, io, json
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 import onnxruntime as ort
 
 # %% auto #0
@@ -43,22 +43,22 @@ def load_image(
     if w*h > max_pixels: raise ImageTooLarge(f"Image too large: {w}x{h} = {w*h:,} pixels, the limit is {max_pixels:,}.")
     try: im.load()
     except Exception as e: raise ImageError(f"Broken image (truncated or corrupt {im.format}): {type(e).__name__}: {e}") from None
-    return im.convert('RGB')
+    return ImageOps.exif_transpose(im).convert('RGB')   # upright, as the phone showed it (see `birdlab.data.PILImageUpright`)
 
 # %% ../nbs/12_inference.ipynb #105b8e4c
 @lru_cache(maxsize=16)
-def _interp(n:int, size:int)->np.ndarray:
-    "(size, n) matrix of linear interpolation weights, sampling `n` points at align_corners=True positions."
-    pos = np.linspace(0, n-1, size); i0 = np.floor(pos).astype(int); w = (pos-i0).astype(np.float32)
-    m = np.zeros((size, n), np.float32)
-    np.add.at(m, (np.arange(size), i0), 1-w); np.add.at(m, (np.arange(size), np.minimum(i0+1, n-1)), w)
-    return m
+def _taps(n:int, size:int)->tuple:
+    "The two neighbouring input indices and the weight of the second, for `size` samples of `n` points at align_corners=True positions."
+    pos = np.linspace(0, n-1, size); i0 = np.floor(pos).astype(np.intp); w = (pos-i0).astype(np.float32)
+    return i0, np.minimum(i0+1, n-1), w
 
 def _resize_ac(a:np.ndarray, size:int)->np.ndarray:
     "Bilinear resize of (c, h, w) `a` to (c, size, size), sampling with align_corners=True (torch's grid_sample)."
     c,h,w = a.shape
     if (h,w)==(size,size): return a
-    return _interp(h, size) @ a @ _interp(w, size).T   # separable: rows, then columns
+    i0,i1,wy = _taps(h, size); j0,j1,wx = _taps(w, size)
+    a = a[:,i0]*(1-wy)[:,None] + a[:,i1]*wy[:,None]   # separable: rows, then columns; two taps each, no matrix
+    return a[:,:,j0]*(1-wx) + a[:,:,j1]*wx            # product, so no BLAS threads fighting the model for cores
 
 def preprocess(
     img:Image.Image, # an RGB image

@@ -13,7 +13,7 @@ from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable
 import pandas as pd, requests
-from PIL import Image
+from PIL import Image, ImageOps
 from fastprogress.fastprogress import progress_bar, master_bar
 from .core import atomic_write
 
@@ -142,7 +142,7 @@ def fetch_image(
     raw = buf.getvalue()
     try:
         with Image.open(io.BytesIO(raw)) as im: im.verify()
-        with Image.open(io.BytesIO(raw)) as im: im.load(); rgb = im.convert('RGB')
+        with Image.open(io.BytesIO(raw)) as im: im.load(); rgb = ImageOps.exif_transpose(im).convert('RGB')  # saved upright: the EXIF tag does not survive
     except Exception: raise Rejected('not_an_image')
     if min(rgb.size) < min_side: raise Rejected('too_small')
     out = io.BytesIO(); rgb.save(out, 'JPEG', quality=92)

@@ -81,7 +81,7 @@ def create_app(
     max_bytes:int=10*2**20,    # largest upload accepted (413 beyond)
     max_pixels:int=MAX_PIXELS, # largest image accepted, in pixels (413 beyond)
     k:int=5,                   # species in `top_k` unless the request asks `?k=`
-    threads:int=0,             # onnxruntime threads per request; 0: all cores
+    threads:int=1,             # onnxruntime threads per request; 0: all cores (best for one request at a time)
 )->FastAPI:
     "The birdlab web service for `model`."
     pred = model if isinstance(model, Predictor) else Predictor(model, threads=threads, max_pixels=max_pixels)

@@ -1,7 +1,7 @@
 "Scraping through real headless Chromium against a local server that mimics each engine (no internet)."
 import hashlib
 from pathlib import Path
-import pandas as pd
+import numpy as np, pandas as pd
 import pytest
 from PIL import Image
 from birdlab.scrape import scrape, FakeEngines, find_chromedriver, get_driver, read_classes, collect_urls, ENGINES
@@ -94,3 +94,19 @@ def test_classes_and_driver_errors(tmp_path, monkeypatch):
     monkeypatch.setenv('PATH', str(tmp_path))
     with pytest.raises(FileNotFoundError, match='apt-get install chromium chromium-driver'): find_chromedriver()
     with pytest.raises(ValueError, match='Unknown engine'): scrape(CLASSES, tmp_path, engine='altavista')
+
+def test_phone_photo_is_saved_upright(tmp_path):
+    "A photo stored on its side with an EXIF Orientation tag is saved upright (the re-encoded JPEG has no tag left to apply)."
+    from birdlab.scrape import fetch_image
+    src = SAMPLE/'OSTRICH'/'1.jpg'
+    im = Image.open(src).convert('RGB')
+    exif = Image.Exif(); exif[0x0112] = 6
+    im.crop((0, 0, 224, 160)).transpose(Image.Transpose.ROTATE_90).save(tmp_path/'phone.jpg', exif=exif, quality=95)
+    with FakeEngines({}, {'phone.jpg': tmp_path/'phone.jpg'}) as w:
+        jpg,raw,wd,ht = fetch_image(f'{w.url}/img/phone.jpg', timeout=5)
+    (tmp_path/'saved.jpg').write_bytes(jpg)
+    saved = Image.open(tmp_path/'saved.jpg')
+    assert (wd, ht) == saved.size == (224, 160)          # landscape again, as the phone showed it
+    assert saved.getexif().get(0x0112) in (None, 1)
+    diff = abs(np.asarray(saved, dtype=float) - np.asarray(im.crop((0, 0, 224, 160)), dtype=float)).mean()
+    assert diff < 5, diff

@@ -1,7 +1,7 @@
 "Export and serving as a user runs them: `birdlab export`, a real uvicorn server on 127.0.0.1, and the web page in headless Chromium."
 import io, json, socket, subprocess, sys, time
 from pathlib import Path
-import numpy as np, pytest, requests
+import numpy as np, pandas as pd, pytest, requests
 from PIL import Image
 from conftest import run, SAMPLE
 
@@ -95,3 +95,18 @@ def test_web_page_upload(server, browser):
     rows = browser.find_elements('css selector', '#bars .row')
     assert [r.get_attribute('data-species') for r in rows] == [t['species'] for t in expected['top_k']]
     assert browser.execute_script("return document.getElementById('preview').naturalWidth") > 0
+
+def test_predict_cli_on_onnx(exported, demo_run, tmp_path):
+    "`birdlab predict` takes an export folder or .onnx file too, and agrees with the run's PyTorch model."
+    exp, _ = exported
+    out, _ = demo_run
+    imgs = [SAMPLE/'OSTRICH'/'1.jpg', SAMPLE/'PEACOCK'/'2.jpg', SAMPLE/'BALD EAGLE'/'3.jpg']
+    r = run('birdlab', 'predict', out, *imgs, '--csv', tmp_path/'pt.csv')
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = run('birdlab', 'predict', exp/'model.onnx', *imgs, '--csv', tmp_path/'onnx.csv')
+    assert r.returncode == 0, r.stderr[-3000:]
+    pt, ox = (pd.read_csv(tmp_path/f) for f in ('pt.csv', 'onnx.csv'))
+    assert len(ox) == 15 and (ox.species == pt.species).all() and (ox.known == pt.known).all()
+    assert np.abs(ox.probability - pt.probability).max() < 1e-3     # fp32 ONNX, the same calibration
+    r = run('birdlab', 'predict', exp, imgs[0], '--k', '3')            # the folder: int8 model preferred
+    assert r.returncode == 0 and 'model_int8' not in r.stderr and r.stdout.count('\n  ') == 3, r.stdout + r.stderr[-2000:]
