@@ -1,4 +1,4 @@
-"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `export`, `serve`, `audit`, `split`, `quarantine`, `restore`, `scrape`.
+"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `export`, `serve`, `compare`, `ensemble`, `distill`, `audit`, `split`, `quarantine`, `restore`, `scrape`.
 
 Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
@@ -20,8 +20,9 @@ from .interpret import report_run, evaluate_run
 from .inference import Predictor, find_model
 
 # %% auto #0
-__all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evaluate_cmd', 'export_cmd', 'serve_cmd', 'audit_cmd',
-           'quarantine_cmd', 'restore_cmd', 'split_cmd', 'scrape_cmd', 'main']
+__all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evaluate_cmd', 'export_cmd', 'serve_cmd', 'compare_cmd',
+           'ensemble_cmd', 'distill_cmd', 'audit_cmd', 'quarantine_cmd', 'restore_cmd', 'split_cmd', 'scrape_cmd',
+           'main']
 
 # %% ../nbs/14_cli.ipynb #d1465ea6
 def _train_and_report(data, out, **kwargs)->dict:
@@ -172,6 +173,79 @@ def serve_cmd(
     print(f"birdlab serve: {app.state.predictor} on http://{host}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level='warning')
 
+# %% ../nbs/14_cli.ipynb #6f8be7cb
+def compare_cmd(
+    data:Annotated[str, 'data folder or CSV manifest (split once, shared by every architecture)', {'opt':True, 'required':True}],
+    archs:str='efficientnet_lite0,efficientnet_lite1,efficientnet_lite2', # comma-separated architectures
+    epochs:int=8,                  # epochs with the whole network unfrozen
+    freeze_epochs:int=1,           # epochs training the new head only, first
+    size:int=224,                  # image size
+    bs:int=32,                     # batch size
+    lr:float=None,                 # base learning rate (default 2e-3)
+    aug:str='default',             # augmentation preset
+    seed:int=42,                   # split and training seed, the same for all
+    out:str=None,                  # folder for the runs and compare.csv/png (default runs/compare-<time>)
+    no_int8:store_true=False,      # skip the int8 export and its measurements
+    no_pretrained:store_true=False,# all from random weights (labelled so)
+    cpu:store_true=False,          # train on the CPU even when a GPU is present
+):
+    "Train several architectures with one recipe and compare accuracy, size and speed; recommend the smallest that holds accuracy."
+    from birdlab.compare import compare, recommend
+    df = compare(data, archs=[a.strip() for a in archs.split(',') if a.strip()], out=out, int8=not no_int8, seed=seed,
+                 pretrained=not no_pretrained, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, aug=aug, cpu=cpu)
+    print('\n' + df.drop(columns=['run']).to_string(index=False))
+    if df.test_accuracy.notna().any():
+        r = recommend(df); print(f"\nSmallest within 1 point of the best: {r.arch} (test accuracy {r.test_accuracy:.1%})")
+    print(f"Table -> {df.attrs['out']/'compare.csv'}, plot -> {df.attrs['out']/'compare.png'}")
+    return df
+
+def ensemble_cmd(
+    runs:Annotated[str, 'run folders of the members (trained on one split)', {'nargs':'+', 'opt':False}],
+    rule:str='accuracy',           # weights: 'accuracy' (proportional to validation accuracy) or 'nll' (fitted on validation)
+    threshold:float=0.,            # accuracy rule: leave out members below this validation accuracy
+    no_per_family:store_true=False,# accuracy rule: do not keep the best of each family below the threshold
+    tta:store_true=False,          # average each member over test-time augmentation
+    precision:float=0.95,          # target precision of the rejection threshold
+    out:str=None,                  # new folder for ensemble.json and the report (default runs/ensemble-<time>)
+):
+    "Combine trained runs into a weighted ensemble, calibrate it on validation, evaluate it on test."
+    from birdlab.ensemble import Ensemble
+    from birdlab.core import new_run_dir
+    out = new_run_dir(out, prefix='ensemble')
+    ens = Ensemble(runs, tta=tta).fit(rule, threshold=threshold, per_family=not no_per_family, precision=precision)
+    res = ens.evaluate(out=out)
+    ens.save(out/'ensemble.json'); atomic_write(out/'members.csv', ens.report.to_csv(index=False))
+    m = res['metrics']
+    print(ens.report.to_string(index=False))
+    print(f"\nEnsemble test accuracy {m['test_accuracy']:.1%} (top-5 {m['test_top5_accuracy']:.1%}, NLL {m['test_nll']:.3f}) on {m['n_test']} images"
+          f"\nEnsemble -> {out/'ensemble.json'}")
+    return res
+
+def distill_cmd(
+    teacher:Annotated[str, 'teacher: a run folder, comma-separated run folders, or an ensemble.json', {'opt':True, 'required':True}],
+    data:str=None,                 # data (default: the teacher's manifest.csv, so the split is the teacher's)
+    student:str='efficientnet_lite0', # student architecture
+    temperature:float=4.,          # distillation temperature T
+    alpha:float=0.7,               # weight of the teacher's soft targets (1-alpha: the labels)
+    epochs:int=8,                  # epochs with the whole network unfrozen
+    freeze_epochs:int=1,           # epochs training the new head only, first
+    size:int=224,                  # image size
+    bs:int=32,                     # batch size
+    lr:float=None,                 # base learning rate (default 2e-3)
+    aug:str='default',             # augmentation preset
+    seed:int=42,                   # training seed
+    out:str=None,                  # run folder (new or empty); default runs/<student>-<time>
+    cpu:store_true=False,          # train on the CPU even when a GPU is present
+):
+    "Train a small student on the soft predictions of a teacher run or ensemble; writes a normal run folder."
+    import json
+    from birdlab.distill import DistillCallback
+    src = [t.strip() for t in teacher.split(',')] if ',' in teacher else teacher
+    first = Path(json.loads(Path(teacher).read_text())['members'][0] if teacher.endswith('.json') else src[0] if isinstance(src, list) else src)
+    data = data or str(first/'manifest.csv')
+    return _train_and_report(data, out, arch=student, cbs=[DistillCallback(src, T=temperature, alpha=alpha)], epochs=epochs, freeze_epochs=freeze_epochs,
+                             size=size, bs=bs, lr=lr, aug=aug, seed=seed, cpu=cpu)
+
 # %% ../nbs/14_cli.ipynb #58ce2120
 def _pcts(s:str)->tuple:
     p = [float(x) for x in str(s).split(',')]
@@ -243,7 +317,8 @@ def scrape_cmd(
     print(summ.to_string()); print(f"Manifest -> {Path(out)/'manifest.csv'}")
 
 # %% ../nbs/14_cli.ipynb #fba44306
-COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'export':export_cmd, 'serve':serve_cmd, 'audit':audit_cmd, 'split':split_cmd,
+COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'export':export_cmd, 'serve':serve_cmd,
+            'compare':compare_cmd, 'ensemble':ensemble_cmd, 'distill':distill_cmd, 'audit':audit_cmd, 'split':split_cmd,
             'quarantine':quarantine_cmd, 'restore':restore_cmd, 'scrape':scrape_cmd}
 _USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError)
 

@@ -117,7 +117,7 @@ _TRAIN_ONLY = (TrackerCallback, HistoryCSV, MixedPrecision, ChannelsLast)
 
 def export_learner(learn:Learner, fname:str='model.pkl')->Path:
     "Export `learn` for inference (without training-only callbacks) and save its plain state dict beside it."
-    with learn.removed_cbs(learn.cbs.filter(lambda c: isinstance(c, _TRAIN_ONLY))):
+    with learn.removed_cbs(learn.cbs.filter(lambda c: isinstance(c, _TRAIN_ONLY) or getattr(c, 'train_only', False))):
         learn.model.to(memory_format=torch.contiguous_format)
         learn.export(fname)
     torch.save(learn.model.state_dict(), learn.path/Path(fname).with_suffix('.pth'))
