@@ -6,17 +6,18 @@ Docs: https://birdlab.github.io/birdlab/data.html.md"""
 
 # %% ../nbs/04_data.ipynb #0d7a2fd0
 from __future__ import annotations
-import io, os
+import hashlib, io, os, threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-import pandas as pd, torch
+import numpy as np, pandas as pd, torch
 from PIL import Image, ImageOps
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize,
-                               aug_transforms, DataLoaders, PILImage)
+                               aug_transforms, DataLoaders, PILImage, TransformBlock, IntToFloatTensor, Transform)
 from .core import default_device, seed_everything
 from .split import read_data, split_table, check_images
 
 # %% auto #0
-__all__ = ['AUG_PRESETS', 'aug_tfms', 'PILImageUpright', 'get_dls', 'test_dl']
+__all__ = ['AUG_PRESETS', 'aug_tfms', 'PILImageUpright', 'PresizeCache', 'get_dls', 'test_dl']
 
 # %% ../nbs/04_data.ipynb #03db73a6
 AUG_PRESETS = {
@@ -42,10 +43,52 @@ def aug_tfms(
 class PILImageUpright(PILImage):
     "A fastai `PILImage` turned upright by its EXIF orientation tag, as phones and browsers show it."
     @classmethod
-    def create(cls, fn, **kwargs):
+    def create(cls, fn:Path|str|bytes|Image.Image|np.ndarray|torch.Tensor, **kwargs):
         if not isinstance(fn, (str, Path, bytes)): return super().create(fn, **kwargs)
         im = Image.open(io.BytesIO(fn) if isinstance(fn, bytes) else fn)
         return cls(ImageOps.exif_transpose(im).convert('RGB'))
+
+# %% ../nbs/04_data.ipynb #68fad287
+def _cache_dir(cache)->Path:
+    if cache not in (True, None, 'auto'): return Path(cache)
+    return Path(os.environ.get('BIRDLAB_CACHE', Path.home()/'.cache'/'birdlab'/'presize'))
+
+class PresizeCache(Transform):
+    "Images decoded and presized once (fastai's validation `Resize`, as uint8 arrays on disk), keyed by file content and size."
+    def __init__(self,
+        presize:int,          # square side of the cached images
+        path:str|Path|None=None, # cache folder; default $BIRDLAB_CACHE or ~/.cache/birdlab/presize
+    ):
+        super().__init__()
+        self.presize, self.path = presize, _cache_dir(path)
+        self.input_types = (Path, str)   # what fastai's test_dl/predict accept
+        self._resize = Resize(presize)
+
+    def key(self, fn)->Path:
+        "The cache file for image `fn`: its content hash and the presize (a changed file gets a new entry)."
+        return self.path/f"{hashlib.md5(Path(fn).read_bytes()).hexdigest()}-{self.presize}.npy"
+
+    def presized(self, fn)->np.ndarray:
+        "Decode `fn` upright and resize it exactly as fastai's `Resize` does for validation (centre crop)."
+        return np.asarray(self._resize(PILImageUpright.create(fn), split_idx=1))
+
+    def _build_one(self, fn)->bool:
+        k = self.key(fn)
+        if k.exists(): return False
+        tmp = k.with_name(f'.{k.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy')
+        np.save(tmp, self.presized(fn)); os.replace(tmp, k)
+        return True
+
+    def build(self, files, workers:int|None=None)->int:
+        "Add every file in `files` that is not cached yet (in parallel threads); returns how many were added."
+        self.path.mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(workers or min(16, os.cpu_count() or 1)) as ex: return sum(ex.map(self._build_one, files))
+
+    def encodes(self, fn:Path|str)->PILImage:
+        "The presized image for `fn`: from the cache, or decoded now (not stored) if it is not there."
+        k = self.key(fn)
+        try: return PILImage.create(np.load(k))
+        except (FileNotFoundError, ValueError, OSError): return PILImage.create(self.presized(fn))
 
 # %% ../nbs/04_data.ipynb #6730142a
 def _num_workers(device)->int:
@@ -63,6 +106,7 @@ def get_dls(
     device=None,               # where batches go; default `default_device()`
     num_workers:int|None=None, # loader processes; default 0 on CPU, most cores beside a GPU
     check:bool=True,           # decode every image first and fail clearly on broken ones
+    cache:bool|str|Path|None=None, # presize cache (`PresizeCache`): True, False, or a folder; default on with CUDA only
 )->DataLoaders:
     "fastai `DataLoaders` for a bird data set, with presizing and augmentation preset `aug`."
     df = split_table(read_data(src), pcts=pcts, seed=seed)
@@ -75,12 +119,19 @@ def get_dls(
     device = device or default_device()
     tfms = aug_tfms(aug, size)
     # presize only when batch augmentation crops to `size` afterwards; `none` resizes straight to `size`
-    dblock = DataBlock(blocks=(ImageBlock(PILImageUpright), CategoryBlock(vocab=sorted(df.label.unique()))),
+    ps = presize if tfms else size
+    if cache is None: cache = device.type=='cuda'
+    if cache is not False:   # decode + presize once, on disk; the loaders only read small arrays
+        pc = PresizeCache(ps, cache)
+        pc.build(trn_val.path.tolist())
+        xblock, item_tfms = TransformBlock(type_tfms=pc, batch_tfms=IntToFloatTensor), []
+    else: xblock, item_tfms = ImageBlock(PILImageUpright), [Resize(ps)]
+    dblock = DataBlock(blocks=(xblock, CategoryBlock(vocab=sorted(df.label.unique()))),
                        get_x=ColReader('path'), get_y=ColReader('label'), splitter=ColSplitter('is_valid'),
-                       item_tfms=Resize(presize if tfms else size), batch_tfms=tfms)
+                       item_tfms=item_tfms, batch_tfms=tfms)
     seed_everything(seed)
     nw = _num_workers(device) if num_workers is None else num_workers
-    dls = dblock.dataloaders(trn_val, bs=bs, device=device, num_workers=nw, seed=seed)
+    dls = dblock.dataloaders(trn_val, bs=bs, device=device, num_workers=nw, seed=seed, pin_memory=device.type=='cuda')
     dls.table = df
     return dls
 

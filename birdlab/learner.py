@@ -145,13 +145,14 @@ def train(
     pretrained:bool=True,          # start from ImageNet weights
     out:str|Path|None=None,        # run folder (must be new or empty); default runs/<arch>-<time>
     cpu:bool=False,                # train on the CPU even when a GPU is present
+    cache:bool|str|None=None,      # presize cache (see `birdlab.data.get_dls`); default on with CUDA
     **kwargs,                      # passed on to `make_learner`
 )->Learner:
     "Fine-tune `arch` on `src` and write model, log, manifest and config to a new run folder."
     out = new_run_dir(out, prefix=arch)
     seed_everything(seed)
     device = default_device(cpu)
-    dls = get_dls(src, size=size, bs=bs, aug=aug, seed=seed, device=device)
+    dls = get_dls(src, size=size, bs=bs, aug=aug, seed=seed, device=device, cache=cache)
     write_manifest(dls.table, out/'manifest.csv')
     learn = make_learner(dls, arch=arch, pretrained=pretrained, path=out, **kwargs)
     if find_lr: lr = float(learn.lr_find(show_plot=False).valley)
