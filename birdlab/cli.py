@@ -6,15 +6,16 @@ Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
 # %% ../nbs/14_cli.ipynb #6ea7d382
 from __future__ import annotations
-import sys, time
+import sys, time, json
 from pathlib import Path
 import pandas as pd
 from typing import Annotated
 from fastcore.script import parse_cli, store_true
-from .core import sample_path, default_device, atomic_write
+from .core import sample_path, default_device, atomic_write, new_run_dir
 from .split import check_images
 from .models import WeightsUnavailableError
 from .learner import train
+from .distrib import world_size, is_main, check_gpus, launch, quiet_workers
 from .evaluate import apply_calibration, load_calibration
 from .interpret import report_run, evaluate_run
 from .inference import Predictor, find_model
@@ -25,10 +26,15 @@ __all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evalua
            'main']
 
 # %% ../nbs/14_cli.ipynb #d1465ea6
-def _train_and_report(data, out, **kwargs)->dict:
+def _argv(cmd, **kw)->list:
+    "Command-line arguments for `birdlab cmd` from keyword values (True: a flag; None and False: left out)."
+    return [cmd] + [a for k,v in kw.items() if v not in (None, False) for a in ([f"--{k.replace('_','-')}"] + ([] if v is True else [str(v)]))]
+
+def _train_and_report(data, out, **kwargs)->dict|None:
     "Train, calibrate on the validation rows, evaluate on the test rows, write everything (report.html too) to the run folder."
     t0 = time.time()
     learn = train(data, out=out, **kwargs)
+    if not is_main(): return None   # the other training processes stop here; process 0 reports
     res = report_run(learn, learn.path, extra=dict(arch=learn.arch, device=str(learn.dls.device), train_seconds=round(learn.train_time, 1)),
                      title=f'birdlab: {learn.arch} on {data}')
     m = res['metrics']
@@ -72,8 +78,22 @@ def train_cmd(
     out:str=None,                  # run folder (new or empty); default runs/<arch>-<time>
     no_pretrained:store_true=False,# train from random weights (much less accurate)
     cpu:store_true=False,          # train on the CPU even when a GPU is present
+    gpus:int=1,                    # GPUs to train on, one process each (Accelerate); with --cpu, that many CPU processes
 ):
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
+    if gpus<1: raise ValueError(f"--gpus {gpus}: give 1 or more.")
+    if gpus>1 and world_size()==1:   # start `gpus` processes that each run this command; process 0 reports
+        if not Path(data).exists(): raise FileNotFoundError(f"No data at {str(data)!r}: pass a folder of species folders or a CSV manifest.")
+        check_gpus(gpus, cpu)
+        if bs%gpus: raise ValueError(f"--bs {bs} does not split evenly over {gpus} processes: use a multiple of {gpus}.")
+        out = new_run_dir(out, prefix=arch)  # one folder for all processes; fails now if it holds files
+        argv = _argv('train', data=data, arch=arch, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, find_lr=find_lr,
+                     aug=aug, seed=seed, out=out, no_pretrained=no_pretrained, cpu=cpu)
+        print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {bs} ({bs//gpus} per process) -> {out}", flush=True)
+        rc = launch(argv, gpus, cpu=cpu)
+        if rc: raise ChildProcessError(f"training in {gpus} processes failed (exit code {rc}); the messages above say why. Run folder: {out}")
+        return json.loads((out/'metrics.json').read_text())
+    quiet_workers()
     return _train_and_report(data, out, arch=arch, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr,
                              find_lr=find_lr, aug=aug, seed=seed, pretrained=not no_pretrained, cpu=cpu)
 
@@ -320,7 +340,7 @@ def scrape_cmd(
 COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'export':export_cmd, 'serve':serve_cmd,
             'compare':compare_cmd, 'ensemble':ensemble_cmd, 'distill':distill_cmd, 'audit':audit_cmd, 'split':split_cmd,
             'quarantine':quarantine_cmd, 'restore':restore_cmd, 'scrape':scrape_cmd}
-_USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError)
+_USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError, ChildProcessError)
 
 def main(argv:list|None=None):
     "Run `birdlab <command> [options]`."

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np, torch, timm, fastai
 from fastai.vision.all import (Learner, DataLoaders, Normalize, CrossEntropyLossFlat, accuracy, top_k_accuracy,
                                EarlyStoppingCallback, SaveModelCallback, CSVLogger, TrackerCallback,
-                               ParamScheduler, MixedPrecision, ChannelsLast, AMPMode, params, L)
+                               ParamScheduler, MixedPrecision, ChannelsLast, AMPMode, params, L, rank_distrib)
 from fastai.callback.tracker import ReduceLROnPlateau as _FastaiReduceLROnPlateau
 from .core import default_device, seed_everything, new_run_dir, save_json
 from .split import write_manifest
 from .data import get_dls
 from .models import create_model, model_stats
+from .distrib import world_size, is_main, init_distrib, rank0_first, distributed, leave_distrib
 
 # %% auto #0
 __all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'top5', 'set_normalize', 'body_head_splitter', 'make_learner', 'export_learner',
@@ -44,7 +45,7 @@ class HistoryCSV(CSVLogger):
     "`CSVLogger` that keeps every fit of a learner (e.g. both phases of `fine_tune`) in one file under one header."
     def __init__(self, fname='history.csv'): super().__init__(fname, append=True)
     def before_fit(self):
-        self.skip = hasattr(self, 'gather_preds') or hasattr(self, 'lr_finder')
+        self.skip = hasattr(self, 'gather_preds') or hasattr(self, 'lr_finder') or rank_distrib()>0  # process 0 logs
         if self.skip: return
         fn = self.path/self.fname
         new = not fn.exists() or fn.stat().st_size==0
@@ -131,13 +132,20 @@ def versions()->dict:
                 cuda=torch.version.cuda if torch.cuda.is_available() else None,
                 gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
 
+def _check_distrib(out, find_lr, bs, n):
+    if out is None: raise ValueError(f"Training in {n} processes needs an explicit `out` folder, the same in every process "
+                                     "(`birdlab train --gpus N` picks one for you).")
+    if find_lr: raise ValueError("`find_lr` needs a single process: find the learning rate with a one-GPU run (`birdlab train --find-lr`), "
+                                 "then pass it as `lr`.")
+    if bs%n: raise ValueError(f"bs={bs} does not split evenly over {n} processes: use a multiple of {n}.")
+
 def train(
     src,                           # data: folder, split tree, CSV manifest or table
     arch:str='efficientnet_lite0', # architecture (see `birdlab.models.ARCHS`)
     epochs:int=8,                  # epochs with the whole network unfrozen
     freeze_epochs:int=1,           # epochs training only the new head first
     size:int=224,                  # image size
-    bs:int=32,                     # batch size
+    bs:int=32,                     # batch size (in all processes together, when several train)
     lr:float|None=None,            # base learning rate; None: 2e-3, or lr_find's if `find_lr`
     find_lr:bool=False,            # run `lr_find` to choose `lr`
     aug:str='default',             # augmentation preset
@@ -148,23 +156,27 @@ def train(
     cache:bool|str|None=None,      # presize cache (see `birdlab.data.get_dls`); default on with CUDA
     **kwargs,                      # passed on to `make_learner`
 )->Learner:
-    "Fine-tune `arch` on `src` and write model, log, manifest and config to a new run folder."
-    out = new_run_dir(out, prefix=arch)
+    "Fine-tune `arch` on `src` and write model, log, manifest and config to a new run folder (data-parallel under `accelerate launch`)."
+    n = world_size()
+    if n>1: _check_distrib(out, find_lr, bs, n)
+    out = new_run_dir(out, prefix=arch) if is_main() else Path(out)
     seed_everything(seed)
-    device = default_device(cpu)
-    dls = get_dls(src, size=size, bs=bs, aug=aug, seed=seed, device=device, cache=cache)
-    write_manifest(dls.table, out/'manifest.csv')
+    device = init_distrib(cpu)
+    dls = rank0_first(get_dls, src, size=size, bs=bs//n, aug=aug, seed=seed, device=device, cache=cache)
+    if n>1: seed_everything(seed+rank_distrib())  # each process its own augmentations
+    if is_main(): write_manifest(dls.table, out/'manifest.csv')
     learn = make_learner(dls, arch=arch, pretrained=pretrained, path=out, **kwargs)
     if find_lr: lr = float(learn.lr_find(show_plot=False).valley)
     lr = lr or 2e-3
     t0 = time.time()
-    learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
+    with distributed(learn): learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
     learn.train_time = time.time()-t0
+    if not leave_distrib(): return learn   # only process 0 writes
     export_learner(learn)
     save_json(out/'config.json', dict(
         arch=arch, pretrained=pretrained, weights_source=learn.model.pretrained_cfg.get('birdlab_source'),
         data=str(src) if not hasattr(src, 'columns') else 'table', epochs=epochs, freeze_epochs=freeze_epochs,
-        size=size, bs=bs, lr=lr, find_lr=find_lr, aug=aug, seed=seed, device=str(device),
+        size=size, bs=bs, processes=n, lr=lr, find_lr=find_lr, aug=aug, seed=seed, device=str(device),
         mixed_precision=str(_amp_mode(device)), stats=model_stats(learn.model), vocab=list(dls.vocab),
         n_images=dls.table.split.value_counts().to_dict(), train_seconds=round(learn.train_time, 1),
         versions=versions(), **{k:str(v) for k,v in kwargs.items()}))
