@@ -79,6 +79,7 @@ def train_cmd(
     no_pretrained:store_true=False,# train from random weights (much less accurate)
     cpu:store_true=False,          # train on the CPU even when a GPU is present
     gpus:int=1,                    # GPUs to train on, one process each (Accelerate); with --cpu, that many CPU processes
+    compile:store_true=False,      # torch.compile the model (faster steps on a GPU once compiled; the first epoch pays)
 ):
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
     if gpus<1: raise ValueError(f"--gpus {gpus}: give 1 or more.")
@@ -88,14 +89,14 @@ def train_cmd(
         if bs%gpus: raise ValueError(f"--bs {bs} does not split evenly over {gpus} processes: use a multiple of {gpus}.")
         out = new_run_dir(out, prefix=arch)  # one folder for all processes; fails now if it holds files
         argv = _argv('train', data=data, arch=arch, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, find_lr=find_lr,
-                     aug=aug, seed=seed, out=out, no_pretrained=no_pretrained, cpu=cpu)
+                     aug=aug, seed=seed, out=out, no_pretrained=no_pretrained, cpu=cpu, compile=compile)
         print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {bs} ({bs//gpus} per process) -> {out}", flush=True)
         rc = launch(argv, gpus, cpu=cpu)
         if rc: raise ChildProcessError(f"training in {gpus} processes failed (exit code {rc}); the messages above say why. Run folder: {out}")
         return json.loads((out/'metrics.json').read_text())
     quiet_workers()
     return _train_and_report(data, out, arch=arch, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr,
-                             find_lr=find_lr, aug=aug, seed=seed, pretrained=not no_pretrained, cpu=cpu)
+                             find_lr=find_lr, aug=aug, seed=seed, pretrained=not no_pretrained, cpu=cpu, compile=compile)
 
 # %% ../nbs/14_cli.ipynb #19f20a53
 def _find_model(model)->Path:

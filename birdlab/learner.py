@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np, torch, timm, fastai
 from fastai.vision.all import (Learner, DataLoaders, Normalize, CrossEntropyLossFlat, accuracy, top_k_accuracy,
                                EarlyStoppingCallback, SaveModelCallback, CSVLogger, TrackerCallback,
-                               ParamScheduler, MixedPrecision, ChannelsLast, AMPMode, params, L, rank_distrib)
+                               ParamScheduler, MixedPrecision, ChannelsLast, AMPMode, params, L, rank_distrib, Callback)
 from fastai.callback.tracker import ReduceLROnPlateau as _FastaiReduceLROnPlateau
 from .core import default_device, seed_everything, new_run_dir, save_json
 from .split import write_manifest
@@ -20,8 +20,8 @@ from .models import create_model, model_stats
 from .distrib import world_size, is_main, init_distrib, rank0_first, distributed, leave_distrib
 
 # %% auto #0
-__all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'top5', 'set_normalize', 'body_head_splitter', 'make_learner', 'export_learner',
-           'versions', 'train']
+__all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter', 'make_learner',
+           'export_learner', 'versions', 'train']
 
 # %% ../nbs/06_learner.ipynb #3531784d
 class ReduceLROnPlateau(_FastaiReduceLROnPlateau):
@@ -57,6 +57,10 @@ class HistoryCSV(CSVLogger):
         if not self.skip: super().after_fit()
 
 # %% ../nbs/06_learner.ipynb #ec88f4b9
+class PlainTensors(Callback):
+    "Hand the model plain `torch.Tensor`s: `torch.compile` cannot trace fastai's tensor subclasses (`TensorImage`)."
+    def before_batch(self): self.learn.xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in self.xb)
+
 def top5(inp, targ):
     "Top-5 accuracy (top-k with k = number of classes when there are fewer than 5)."
     return top_k_accuracy(inp, targ, k=min(5, inp.shape[-1]))
@@ -91,11 +95,13 @@ def make_learner(
     cbs:list|None=None,            # more callbacks
     mixed_precision:bool|str='auto', # 'auto': bf16 (else fp16) on CUDA, fp32 elsewhere
     channels_last:bool|str='auto', # 'auto': on CUDA only
+    compile:bool|str=False,        # `torch.compile` the model in place (True, or a mode like 'max-autotune')
     path:str|Path='.',             # where logs and weights go
     **kwargs,                      # passed on to fastai's `Learner` (opt_func, wd, ...)
 )->Learner:
     "A fastai `Learner` fine-tuning `arch` on `dls`, with birdlab's default callbacks."
     model = create_model(arch, n_out=len(dls.vocab), pretrained=pretrained, weights=weights)
+    if compile: model.compile(**({} if compile is True else dict(mode=compile)))
     set_normalize(dls, model_stats(model))
     comp = None if 'loss' in monitor else np.greater  # metrics improve upwards
     cbs = L(cbs)
@@ -110,17 +116,21 @@ def make_learner(
     amp = _amp_mode(dev) if mixed_precision=='auto' else (AMPMode.BF16 if mixed_precision else None)
     if amp is not None: learn.add_cb(MixedPrecision(amp_mode=amp))
     if channels_last is True or (channels_last=='auto' and dev.type=='cuda'): learn.add_cb(ChannelsLast())
+    if compile: learn.add_cb(PlainTensors())
     learn.arch = arch
     return learn
 
 # %% ../nbs/06_learner.ipynb #361b65b3
-_TRAIN_ONLY = (TrackerCallback, HistoryCSV, MixedPrecision, ChannelsLast)
+_TRAIN_ONLY = (TrackerCallback, HistoryCSV, MixedPrecision, ChannelsLast, PlainTensors)
 
 def export_learner(learn:Learner, fname:str='model.pkl')->Path:
     "Export `learn` for inference (without training-only callbacks) and save its plain state dict beside it."
-    with learn.removed_cbs(learn.cbs.filter(lambda c: isinstance(c, _TRAIN_ONLY) or getattr(c, 'train_only', False))):
-        learn.model.to(memory_format=torch.contiguous_format)
-        learn.export(fname)
+    compiled, learn.model._compiled_call_impl = getattr(learn.model, '_compiled_call_impl', None), None  # export the plain module
+    try:
+        with learn.removed_cbs(learn.cbs.filter(lambda c: isinstance(c, _TRAIN_ONLY) or getattr(c, 'train_only', False))):
+            learn.model.to(memory_format=torch.contiguous_format)
+            learn.export(fname)
+    finally: learn.model._compiled_call_impl = compiled
     torch.save(learn.model.state_dict(), learn.path/Path(fname).with_suffix('.pth'))
     return learn.path/fname
 
