@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
-from .core import new_run_dir, atomic_write, default_device
+from .core import new_run_dir, atomic_write, default_device, save_json
 from .split import read_data, split_table
 from .models import WeightsUnavailableError
 from .learner import train
-from .evaluate import get_preds, classification_metrics
+from .evaluate import get_preds, classification_metrics, calibrate
+from .export import export_run
 
 # %% auto #0
 __all__ = ['COLUMNS', 'cpu_latency', 'gpu_throughput', 'compare', 'plot_compare', 'recommend']
@@ -76,11 +77,8 @@ def compare(
                    weights_mb=round((out/arch/'model.pth').stat().st_size/2**20, 2),
                    gpu_images_per_s=gpu_throughput(learn.model, size), train_seconds=round(learn.train_time, 1), run=str(out/arch))
         row['cpu_ms_per_image'] = round(cpu_latency(learn.model, size, n_latency), 2)
-        if int8:
-            from birdlab.evaluate import calibrate
-            from birdlab.core import save_json
+        if int8:   # export_run reads the run folder back, as `birdlab export` would
             save_json(out/arch/'calibration.json', calibrate(learn))   # the card carries it
-            from birdlab.export import export_run
             rep = export_run(out/arch)['report']
             row.update(int8_mb=round(rep['mb']['model_int8.onnx'], 2), int8_test_accuracy=rep['onnx_int8']['test_accuracy'])
         rows.append(row)

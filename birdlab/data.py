@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize,
                                aug_transforms, DataLoaders, PILImage, TransformBlock, IntToFloatTensor, Transform)
 from .core import default_device, seed_everything
+from .distrib import world_size
 from .split import read_data, split_table, check_images
 
 # %% auto #0
@@ -92,8 +93,8 @@ class PresizeCache(Transform):
 
 # %% ../nbs/04_data.ipynb #6730142a
 def _num_workers(device)->int:
-    "Loader workers: none on the CPU (the model needs every core), most cores beside a GPU."
-    return 0 if device.type=='cpu' else min(16, max(1, (os.cpu_count() or 1) - 1))
+    "Loader workers: none on the CPU (the model needs every core); beside a GPU, most cores, shared by the training processes."
+    return 0 if device.type=='cpu' else min(16, max(1, ((os.cpu_count() or 1) - 1)//world_size()))
 
 def get_dls(
     src,                       # folder, split tree, CSV manifest or path/label/split table

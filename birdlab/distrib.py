@@ -8,15 +8,15 @@ Docs: https://birdlab.github.io/birdlab/distrib.html.md"""
 from __future__ import annotations
 import os, socket, subprocess, sys
 from contextlib import contextmanager
-from pathlib import Path
-import torch
+import torch, timm
+from torch import nn
 from fastai.vision.all import Learner, ProgressCallback, rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL, DistributedTrainer
 from .core import default_device
 
 # %% auto #0
-__all__ = ['world_size', 'is_main', 'init_distrib', 'rank0_first', 'DataParallelTrainer', 'distributed', 'leave_distrib',
-           'quiet_workers', 'free_port', 'launch_cmd', 'check_gpus', 'launch']
+__all__ = ['world_size', 'is_main', 'init_distrib', 'rank0_first', 'sync_batchnorm', 'unsync_batchnorm', 'DataParallelTrainer',
+           'distributed', 'leave_distrib', 'quiet_workers', 'free_port', 'launch_cmd', 'check_gpus', 'launch']
 
 # %% ../nbs/06b_distrib.ipynb #16288ad9
 def world_size()->int:
@@ -52,8 +52,29 @@ class _DistribDL(DistributedDL):
         torch.distributed.broadcast(t, rank)
         return t.cpu().tolist()
 
+def sync_batchnorm(model:nn.Module)->dict:
+    "Synchronise `model`'s BatchNorm layers across processes, in place, with timm's converter (which keeps the activation of timm's `BatchNormAct2d`); returns the original layers."
+    plain = {n:m for n,m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    timm.layers.convert_sync_batchnorm(model)
+    return plain
+
+def unsync_batchnorm(model:nn.Module, plain:dict):
+    "Put back the original BatchNorm layers `plain` (they share parameters and statistics with the synchronised ones)."
+    for name,m in plain.items():
+        parent,_,attr = name.rpartition('.')
+        setattr(model.get_submodule(parent), attr, m)
+
 class DataParallelTrainer(DistributedTrainer):
-    "fastai's `DistributedTrainer` (DDP through Accelerate), for GPU (NCCL) and CPU (gloo) process groups."
+    "fastai's `DistributedTrainer` (DDP through Accelerate) for GPU (NCCL) and CPU (gloo) groups; the learner keeps its own model."
+    def __init__(self, sync_bn:bool=True, **kwargs):
+        super().__init__(sync_bn=False, **kwargs)   # fastai would use PyTorch's converter: see below
+        self.sync = sync_bn
+    def before_fit(self):
+        self.plain = sync_batchnorm(self.learn.model) if self.sync else {}
+        super().before_fit()
+    def after_fit(self):
+        super().after_fit()
+        unsync_batchnorm(self.learn.model, self.plain)   # the trained weights and statistics are shared; export sees plain BatchNorm
     def _wrap_dl(self, dl): return dl if isinstance(dl, DistributedDL) else _DistribDL(dl, device=self.learn.dls.device)
 
 @contextmanager
