@@ -119,7 +119,7 @@ def check_gpus(n:int, cpu:bool=False):
     if n<2: raise ValueError(f"Launching needs at least 2 processes, not {n}: run the command directly for one.")
     if not cpu and torch.cuda.device_count()<n:
         raise ValueError(f"--gpus {n}: this machine has {torch.cuda.device_count()} CUDA GPU(s). Ask for at most that many, "
-                         f"or add --cpu to train in {n} CPU processes (slower than one; for testing the setup).")
+                         f"or add --cpu to train in {n} CPU processes (to test the setup; on one machine's cores it is not meant to be faster).")
 
 def launch(argv:list, n:int, cpu:bool=False)->int:
     "Run `birdlab <argv>` in `n` processes (one per GPU; CPU processes if `cpu`, which `argv` should then ask for too) and wait; the exit code."
