@@ -17,7 +17,7 @@ from typing import Annotated
 from fastcore.script import parse_cli, store_true
 from fastcore.meta import delegates
 from .core import sample_path, default_device, atomic_write, new_run_dir
-from .split import check_images
+from .split import check_images, read_data
 from .models import WeightsUnavailableError
 from .learner import train
 from .distrib import world_size, is_main, check_gpus, launch, quiet_workers
@@ -92,7 +92,7 @@ def train_cmd(
     r = _recipe(**recipe)
     if gpus<1: raise ValueError(f"--gpus {gpus}: give 1 or more.")
     if gpus>1 and world_size()==1:   # start `gpus` processes that each run this command; process 0 reports
-        if not Path(data).exists(): raise FileNotFoundError(f"No data at {str(data)!r}: pass a folder of species folders or a CSV manifest.")
+        read_data(data)   # bad data fails here, before any process starts
         check_gpus(gpus, cpu)
         if r['bs']%gpus: raise ValueError(f"--bs {r['bs']} does not split evenly over {gpus} processes: use a multiple of {gpus}.")
         out = new_run_dir(out, prefix=arch)  # one folder for all processes; fails now if it holds files
@@ -255,7 +255,6 @@ def distill_cmd(
     **recipe,                      # epochs, freeze_epochs, size, bs, lr, aug, seed
 ):
     "Train a small student on the soft predictions of a teacher run or ensemble; writes a normal run folder."
-    import json
     from birdlab.distill import DistillCallback
     src = [t.strip() for t in teacher.split(',')] if ',' in teacher else teacher
     first = Path(json.loads(Path(teacher).read_text())['members'][0] if teacher.endswith('.json') else src[0] if isinstance(src, list) else src)

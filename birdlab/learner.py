@@ -45,7 +45,7 @@ class HistoryCSV(CSVLogger):
     "`CSVLogger` that keeps every fit of a learner (e.g. both phases of `fine_tune`) in one file under one header."
     def __init__(self, fname='history.csv'): super().__init__(fname, append=True)
     def before_fit(self):
-        self.skip = hasattr(self, 'gather_preds') or hasattr(self, 'lr_finder') or rank_distrib()>0  # process 0 logs
+        self.skip = hasattr(self, 'gather_preds') or hasattr(self, 'lr_finder') or not is_main()  # process 0 logs
         if self.skip: return
         fn = self.path/self.fname
         new = not fn.exists() or fn.stat().st_size==0

@@ -35,4 +35,4 @@ def test_gpus_errors(tmp_path):
     r = run('birdlab', 'train', '--data', SAMPLE, '--gpus', '2', '--cpu', '--bs', '15', '--out', tmp_path/'r')
     assert r.returncode == 2 and 'multiple of 2' in r.stderr, r.stderr[-2000:]
     r = run('birdlab', 'train', '--data', tmp_path/'nope', '--gpus', '2', '--cpu')
-    assert r.returncode == 2 and 'No data at' in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and 'does not exist' in r.stderr, r.stderr[-2000:]
