@@ -20,7 +20,7 @@ from .core import sample_path, default_device, atomic_write, new_run_dir
 from .split import check_images, read_data
 from .models import WeightsUnavailableError
 from .learner import train
-from .distrib import world_size, is_main, check_gpus, launch, quiet_workers
+from .distrib import world_size, is_main, check_gpus, check_split, launch, quiet_workers
 from .evaluate import apply_calibration, load_calibration
 from .interpret import report_run, evaluate_run
 from .inference import Predictor, find_model
@@ -93,8 +93,7 @@ def train_cmd(
     if gpus<1: raise ValueError(f"--gpus {gpus}: give 1 or more.")
     if gpus>1 and world_size()==1:   # start `gpus` processes that each run this command; process 0 reports
         read_data(data)   # bad data fails here, before any process starts
-        check_gpus(gpus, cpu)
-        if r['bs']%gpus: raise ValueError(f"--bs {r['bs']} does not split evenly over {gpus} processes: use a multiple of {gpus}.")
+        check_gpus(gpus, cpu); check_split(gpus, r['bs'], find_lr)   # the checks the processes would make, before any starts
         out = new_run_dir(out, prefix=arch)  # one folder for all processes; fails now if it holds files
         argv = _argv('train', data=data, arch=arch, find_lr=find_lr, out=out, no_pretrained=no_pretrained, cpu=cpu, compile=compile, **r)
         print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {r['bs']} ({r['bs']//gpus} per process) -> {out}", flush=True)

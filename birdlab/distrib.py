@@ -16,7 +16,8 @@ from .core import default_device
 
 # %% auto #0
 __all__ = ['world_size', 'is_main', 'init_distrib', 'rank0_first', 'sync_batchnorm', 'unsync_batchnorm', 'DataParallelTrainer',
-           'distributed', 'leave_distrib', 'quiet_workers', 'free_port', 'launch_cmd', 'check_gpus', 'launch']
+           'distributed', 'leave_distrib', 'quiet_workers', 'free_port', 'launch_cmd', 'check_gpus', 'check_split',
+           'launch']
 
 # %% ../nbs/06b_distrib.ipynb #16288ad9
 def world_size()->int:
@@ -120,6 +121,12 @@ def check_gpus(n:int, cpu:bool=False):
     if not cpu and torch.cuda.device_count()<n:
         raise ValueError(f"--gpus {n}: this machine has {torch.cuda.device_count()} CUDA GPU(s). Ask for at most that many, "
                          f"or add --cpu to train in {n} CPU processes (to test the setup; on one machine's cores it is not meant to be faster).")
+
+def check_split(n:int, bs:int, find_lr:bool=False):
+    "Fail clearly unless a training run can be split over `n` processes: `bs` a multiple of `n`, and no `find_lr`."
+    if find_lr: raise ValueError("`find_lr` needs a single process: find the learning rate with a one-GPU run (`birdlab train --find-lr`), "
+                                 "then pass it as `lr`.")
+    if bs%n: raise ValueError(f"bs={bs} does not split evenly over {n} processes: use a multiple of {n}.")
 
 def launch(argv:list, n:int, cpu:bool=False)->int:
     "Run `birdlab <argv>` in `n` processes (one per GPU; CPU processes if `cpu`, which `argv` should then ask for too) and wait; the exit code."

@@ -17,7 +17,7 @@ from .core import default_device, seed_everything, new_run_dir, save_json
 from .split import write_manifest
 from .data import get_dls
 from .models import create_model, model_stats
-from .distrib import world_size, is_main, init_distrib, rank0_first, distributed, leave_distrib
+from .distrib import world_size, is_main, init_distrib, rank0_first, distributed, leave_distrib, check_split
 
 # %% auto #0
 __all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter', 'make_learner',
@@ -145,9 +145,7 @@ def versions()->dict:
 def _check_distrib(out, find_lr, bs, n):
     if out is None: raise ValueError(f"Training in {n} processes needs an explicit `out` folder, the same in every process "
                                      "(`birdlab train --gpus N` picks one for you).")
-    if find_lr: raise ValueError("`find_lr` needs a single process: find the learning rate with a one-GPU run (`birdlab train --find-lr`), "
-                                 "then pass it as `lr`.")
-    if bs%n: raise ValueError(f"bs={bs} does not split evenly over {n} processes: use a multiple of {n}.")
+    check_split(n, bs, find_lr)
 
 def train(
     src,                           # data: folder, split tree, CSV manifest or table
