@@ -6,14 +6,14 @@ Docs: https://birdlab.github.io/birdlab/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fc7b6c94
 from __future__ import annotations
-import os, json, tempfile, random
+import os, json, time, secrets
 from pathlib import Path
-import numpy as np, torch
-from fastai.torch_core import set_seed
+import numpy as np
+from PIL import Image, ImageOps
 
 # %% auto #0
-__all__ = ['IMG_EXTS', 'default_device', 'seed_everything', 'repo_root', 'sample_path', 'atomic_write', 'save_json',
-           'new_run_dir']
+__all__ = ['IMG_EXTS', 'RUN_MARKER', 'default_device', 'seed_everything', 'repo_root', 'sample_path', 'atomic_write', 'save_json',
+           'new_run_dir', 'ImageError', 'WeightsUnavailableError', 'upright_rgb']
 
 # %% ../nbs/00_core.ipynb #d624b844
 import warnings
@@ -24,6 +24,7 @@ def default_device(
     cpu:bool=False, # force the CPU even when an accelerator is present
 )->torch.device:
     "The best device here: CUDA > MPS > CPU (or the CPU when `cpu`)."
+    import torch
     if cpu: return torch.device('cpu')
     if torch.cuda.is_available(): return torch.device('cuda')
     mps = getattr(torch.backends, 'mps', None)
@@ -36,6 +37,7 @@ def seed_everything(
     reproducible:bool=False,  # also make cuDNN deterministic (slower on GPU)
 )->int:
     "Seed every random generator birdlab uses; returns `seed`."
+    from fastai.torch_core import set_seed
     set_seed(seed, reproducible=reproducible)
     return seed
 
@@ -63,12 +65,13 @@ def atomic_write(
 )->Path:
     "Write `data` to `fn` through a temporary file and a rename, so `fn` is never half-written."
     fn = Path(fn); fn.parent.mkdir(parents=True, exist_ok=True)
-    fd,tmp = tempfile.mkstemp(dir=fn.parent, prefix=f'.{fn.name}.', suffix='.tmp')
+    tmp = fn.with_name(f'.{fn.name}.{secrets.token_hex(6)}.tmp')
+    fd = os.open(tmp, os.O_WRONLY|os.O_CREAT|os.O_EXCL, 0o666)   # 0666 less the umask, as `open` does (`mkstemp` gives 0600)
     try:
         with os.fdopen(fd, 'wb') as f: f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, fn)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        tmp.unlink(missing_ok=True); raise
     return fn
 
 def save_json(fn:str|Path, obj)->Path:
@@ -76,19 +79,59 @@ def save_json(fn:str|Path, obj)->Path:
     return atomic_write(fn, json.dumps(obj, indent=2, default=str)+'\n')
 
 # %% ../nbs/00_core.ipynb #e809c807
+RUN_MARKER = '.birdlab-run'
+
+def _claim(out:Path)->bool:
+    "Make `out` ours: True if we created its marker and it held nothing else."
+    out.mkdir(parents=True, exist_ok=True)
+    try: os.close(os.open(out/RUN_MARKER, os.O_WRONLY|os.O_CREAT|os.O_EXCL, 0o666))
+    except FileExistsError: return False
+    if any(p.name!=RUN_MARKER for p in out.iterdir()): (out/RUN_MARKER).unlink(); return False
+    return True
+
 def new_run_dir(
     out:str|Path|None=None, # the folder to create; `None` for `<parent>/<prefix>-<time stamp>`
     prefix:str='run',       # name prefix for the default folder
     parent:str|Path='runs', # where the default folder goes
 )->Path:
-    "Create and return an empty run folder; never reuse one that holds files."
+    "Create (or claim, if empty) and return a run folder, atomically; never reuse one that holds files."
     if out is None:
-        import time
-        out = Path(parent)/f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
-        i, base = 1, out
-        while out.exists() and any(out.iterdir()): i += 1; out = base.with_name(f'{base.name}-{i}')
+        base = Path(parent)/f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out,i = base,1
+        while not _claim(out): i += 1; out = base.with_name(f'{base.name}-{i}')
+        return out
     out = Path(out)
-    if out.exists() and any(out.iterdir()): raise FileExistsError(
-        f"Run folder {str(out)!r} already holds files and birdlab never overwrites a run: pass another --out, or move that folder away.")
-    out.mkdir(parents=True, exist_ok=True)
+    if not _claim(out): raise FileExistsError(
+        f"Folder {str(out)!r} already holds files (or another birdlab command is writing into it), and birdlab never overwrites "
+        "results: pass another --out, or move that folder away.")
     return out
+
+# %% ../nbs/00_core.ipynb #c0df8ba5
+class ImageError(ValueError):
+    "The input is not a usable image."
+
+class WeightsUnavailableError(RuntimeError):
+    "Pretrained weights were asked for but could not be loaded."
+
+# %% ../nbs/00_core.ipynb #49cfdf95
+_16BIT = ('I;16','I;16L','I;16B','I;16N')
+
+def _to_8bit(im:Image.Image)->Image.Image:
+    "Single-channel 16-bit, 32-bit integer or float image `im` rescaled to 8-bit grey."
+    a = np.asarray(im, dtype=np.float64)
+    lo,hi = (float(a.min()), float(a.max())) if a.size else (0., 0.)
+    if im.mode in _16BIT: scale = 255/65535
+    elif lo>=0 and hi<=1 and im.mode=='F': scale = 255.
+    elif lo>=0 and hi<=255: scale = 1.
+    elif lo>=0 and hi<=65535: scale = 255/65535   # 16-bit values in a 32-bit image (how some readers open 16-bit PNGs)
+    else: raise ImageError(f"Cannot read a {im.mode} image with values from {lo:g} to {hi:g}: birdlab reads 8-bit and "
+                           "16-bit photos and float images in [0, 1]; save it as an 8-bit JPEG or PNG.")
+    return Image.fromarray(np.clip(np.rint(a*scale), 0, 255).astype(np.uint8), 'L')
+
+def upright_rgb(
+    im:Image.Image, # a decoded (or lazily opened) PIL image
+)->Image.Image:     # 8-bit RGB, upright
+    "`im` turned upright by its EXIF orientation and converted to 8-bit RGB, rescaling 16-bit and float images."
+    im = ImageOps.exif_transpose(im)
+    if im.mode in _16BIT + ('I','F'): im = _to_8bit(im)
+    return im if im.mode=='RGB' else im.convert('RGB')

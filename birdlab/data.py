@@ -6,19 +6,19 @@ Docs: https://birdlab.github.io/birdlab/data.html.md"""
 
 # %% ../nbs/04_data.ipynb #0d7a2fd0
 from __future__ import annotations
-import hashlib, io, os, threading
+import hashlib, io, os, threading, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from PIL import Image, ImageOps
+from PIL import Image
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize,
                                aug_transforms, DataLoaders, PILImage, TransformBlock, IntToFloatTensor, Transform)
-from .core import default_device, seed_everything
+from .core import default_device, seed_everything, upright_rgb
 from .distrib import world_size
-from .split import read_data, split_table, check_images
+from .split import read_data, split_table, check_images, check_species
 
 # %% auto #0
-__all__ = ['AUG_PRESETS', 'aug_tfms', 'PILImageUpright', 'PresizeCache', 'get_dls', 'test_dl']
+__all__ = ['AUG_PRESETS', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache', 'get_dls', 'test_dl', 'inference_dls']
 
 # %% ../nbs/04_data.ipynb #03db73a6
 AUG_PRESETS = {
@@ -47,7 +47,12 @@ class PILImageUpright(PILImage):
     def create(cls, fn:Path|str|bytes|Image.Image|np.ndarray|torch.Tensor, **kwargs):
         if not isinstance(fn, (str, Path, bytes)): return super().create(fn, **kwargs)
         im = Image.open(io.BytesIO(fn) if isinstance(fn, bytes) else fn)
-        return cls(ImageOps.exif_transpose(im).convert('RGB'))
+        return cls(upright_rgb(im))
+
+class OpenUpright(Transform):
+    "Open a photo file (or its bytes) as an upright `PILImageUpright`."
+    input_types = (str, Path, bytes)
+    def encodes(self, fn)->PILImageUpright: return PILImageUpright.create(fn)
 
 # %% ../nbs/04_data.ipynb #68fad287
 def _cache_dir(cache)->Path:
@@ -96,10 +101,28 @@ def _num_workers(device)->int:
     "Loader workers: none on the CPU (the model needs every core); beside a GPU, most cores, shared by the training processes."
     return 0 if device.type=='cpu' else min(16, max(1, ((os.cpu_count() or 1) - 1)//world_size()))
 
+def _presize(size:int, tfms:list, presize:int|None=None)->int:
+    "The validation resize: `presize` (default `size*8/7`) when augmentation crops to `size` afterwards, else `size` itself."
+    return (presize or int(round(size*8/7))) if tfms else size
+
+def _block(vocab:list, ps:int, tfms:list, pc:PresizeCache|None=None)->DataBlock:
+    "birdlab's DataBlock: photos presized to `ps` (read from the presize cache `pc` if given), labels in `vocab`, batch transforms `tfms`."
+    xblock,item_tfms = ((TransformBlock(type_tfms=pc, batch_tfms=IntToFloatTensor), []) if pc is not None else
+                        (TransformBlock(type_tfms=OpenUpright(), batch_tfms=IntToFloatTensor), [Resize(ps)]))
+    return DataBlock(blocks=(xblock, CategoryBlock(vocab=list(vocab))), get_x=ColReader('path'), get_y=ColReader('label'),
+                     splitter=ColSplitter('is_valid'), item_tfms=item_tfms, batch_tfms=tfms)
+
+def _train_bs(bs:int, n_train:int)->int:
+    "`bs`, or the number of training photos when there are fewer: fastai drops the last incomplete batch, so nothing would train."
+    if n_train < 2: raise ValueError(f"{n_train} training image(s): training needs at least 2 (BatchNorm needs two photos per batch). Add photos.")
+    if bs <= n_train: return bs
+    warnings.warn(f"bs={bs} is larger than the {n_train} training images, so not one full batch would train: using bs={n_train}.")
+    return n_train
+
 def get_dls(
     src,                       # folder, split tree, CSV manifest or path/label/split table
     size:int=224,              # training image size (square)
-    bs:int=32,                 # batch size
+    bs:int=32,                 # batch size (lowered, with a warning, to the number of training photos if there are fewer)
     presize:int|None=None,     # CPU resize before the GPU augmentation; default `size*8/7` (256 for 224)
     aug:str|dict|list='default', # augmentation preset (see `AUG_PRESETS`), aug_transforms kwargs, or transforms
     pcts=(0.7,0.15,0.15),      # split fractions for rows without a split
@@ -111,31 +134,28 @@ def get_dls(
 )->DataLoaders:
     "fastai `DataLoaders` for a bird data set, with presizing and augmentation preset `aug`."
     df = split_table(read_data(src), pcts=pcts, seed=seed)
+    check_species(df, src)
     if check: check_images(df)
     trn_val = df[df.split.isin(['train','valid'])].reset_index(drop=True)
     trn_val['is_valid'] = trn_val.split=='valid'
     for s in ('train','valid'):
         if not (df.split==s).any(): raise ValueError(f"No {s!r} images in the data: give a split column with train and valid rows, or leave it empty to split automatically.")
-    presize = presize or int(round(size*8/7))
+    bs = _train_bs(bs, int((~trn_val.is_valid).sum()))
     device = device or default_device()
     tfms = aug_tfms(aug, size)
-    # presize only when batch augmentation crops to `size` afterwards; `none` resizes straight to `size`
-    ps = presize if tfms else size
+    ps = _presize(size, tfms, presize)
     if cache is None: cache = device.type=='cuda'
+    pc = None
     if cache is not False:   # decode + presize once, on disk; the loaders only read small arrays
-        pc = PresizeCache(ps, cache)
-        pc.build(trn_val.path.tolist())
-        xblock, item_tfms = TransformBlock(type_tfms=pc, batch_tfms=IntToFloatTensor), []
-    else: xblock, item_tfms = ImageBlock(PILImageUpright), [Resize(ps)]
-    dblock = DataBlock(blocks=(xblock, CategoryBlock(vocab=sorted(df.label.unique()))),
-                       get_x=ColReader('path'), get_y=ColReader('label'), splitter=ColSplitter('is_valid'),
-                       item_tfms=item_tfms, batch_tfms=tfms)
+        pc = PresizeCache(ps, cache); pc.build(trn_val.path.tolist())
     seed_everything(seed)
     nw = _num_workers(device) if num_workers is None else num_workers
-    dls = dblock.dataloaders(trn_val, bs=bs, device=device, num_workers=nw, seed=seed, pin_memory=device.type=='cuda')
-    dls.table = df
+    dls = _block(sorted(df.label.unique()), ps, tfms, pc).dataloaders(trn_val, bs=bs, device=device, num_workers=nw, seed=seed,
+                                                                     pin_memory=device.type=='cuda')
+    dls.table,dls.presize = df,ps
     return dls
 
+# %% ../nbs/04_data.ipynb #fa9ee6e0
 def test_dl(
     dls:DataLoaders,          # loaders from `get_dls`
     df:pd.DataFrame|None=None,# rows to predict; default the `test` rows of `dls.table`
@@ -144,3 +164,21 @@ def test_dl(
     df = dls.table[dls.table.split=='test'] if df is None else read_data(df)
     if not len(df): raise ValueError("No test images: the table has no rows with split 'test'.")
     return dls.test_dl(df.reset_index(drop=True), with_labels=True)
+
+# %% ../nbs/04_data.ipynb #8e7a60e9
+def inference_dls(
+    vocab:list,                  # class names, in the order of the model's outputs
+    size:int=224,                # model input size
+    presize:int|None=None,       # validation resize before the centre crop to `size` (default as in `get_dls`)
+    aug:str|dict|list='default', # the augmentation preset trained with (test-time augmentation uses it)
+    device=None,                 # where batches go; default `default_device()`
+)->DataLoaders:
+    "Loaders that turn new photos into model inputs exactly as `get_dls` does for validation, built without any data."
+    tfms = aug_tfms(aug, size)
+    ps = _presize(size, tfms, presize)
+    b = io.BytesIO(); Image.new('RGB', (ps, ps)).save(b, 'PNG')   # placeholder rows: fastai needs a table to set up on
+    df = pd.DataFrame({'path':[b.getvalue()]*2, 'label':[vocab[0]]*2, 'is_valid':[False, True]})
+    device = device or default_device()
+    dls = _block(vocab, ps, tfms).dataloaders(df, bs=64, device=device, num_workers=0)
+    dls.table,dls.presize = df.iloc[:0].assign(split=''),ps
+    return dls

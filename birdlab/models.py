@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Callable
 import torch, timm
 from torch import nn
+from .core import WeightsUnavailableError   # defined in core so the CLI can catch it without importing torch
 
 # %% auto #0
-__all__ = ['ARCHS', 'map_state_dict', 'lite_weights', 'Arch', 'register_arch', 'offline_archs', 'WeightsUnavailableError',
-           'create_model', 'model_stats']
+__all__ = ['ARCHS', 'map_state_dict', 'lite_weights', 'Arch', 'register_arch', 'offline_archs', 'create_model', 'model_stats']
 
 # %% ../nbs/05_models.ipynb #c49f26fa
 def map_state_dict(
@@ -66,9 +66,6 @@ def offline_archs()->list:
     return [k for k,a in ARCHS.items() if a.weights is not None]
 
 # %% ../nbs/05_models.ipynb #ceaf6c92
-class WeightsUnavailableError(RuntimeError):
-    "Pretrained weights were asked for but could not be loaded."
-
 def _check_arch(arch:str)->str:
     if arch in ARCHS: return ARCHS[arch].timm_name
     if timm.is_model(arch): return arch

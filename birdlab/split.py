@@ -10,18 +10,23 @@ import io
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from .core import IMG_EXTS, atomic_write, sample_path
+from .core import IMG_EXTS, ImageError, atomic_write, sample_path, upright_rgb
 
 # %% auto #0
 __all__ = ['SPLITS', 'read_folder', 'read_splits', 'read_csv', 'read_data', 'inspect_image', 'bad_images', 'check_images',
-           'split_stratified', 'split_table', 'write_manifest']
+           'check_species', 'split_stratified', 'split_table', 'write_manifest']
 
 # %% ../nbs/03_split.ipynb #569a102b
 SPLITS = ('train','valid','test')
 _SPLIT_ALIASES = {'train':'train','training':'train','valid':'valid','validation':'valid','val':'valid','dev':'valid','test':'test','testing':'test'}
 
+def _hidden(p:Path, root:Path)->bool:
+    "True for files and folders under `root` that birdlab skips: names starting with `.` or `_` (`_quarantine`, `.ipynb_checkpoints`)."
+    return any(part.startswith(('.','_')) for part in p.relative_to(root).parts)
+
 def _images_in(d:Path)->list:
-    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTS and not p.name.startswith('.'))
+    "Image files in `d` and its sub-folders (photos sorted into `EAGLE/2023/...` count for EAGLE)."
+    return sorted(p for p in d.rglob('*') if p.suffix.lower() in IMG_EXTS and p.is_file() and not _hidden(p, d))
 
 def _table(paths, labels, splits=None)->pd.DataFrame:
     return pd.DataFrame({'path':[str(p) for p in paths], 'label':list(labels),
@@ -110,10 +115,11 @@ def inspect_image(fn)->dict:
         with Image.open(fn) as im:
             fmt, mode, size, n = im.format, im.mode, im.size, getattr(im, 'n_frames', 1)
             if 'transparency' in im.info and 'A' not in mode: mode += '+alpha'
-            im.load()
+            im.load(); upright_rgb(im)   # the conversion every reader applies must work too (16-bit, float)
         return dict(ok=True, format=fmt, mode=mode, width=size[0], height=size[1], n_frames=n, error='')
     except Exception as e:
-        kind = 'unreadable' if isinstance(e, Image.UnidentifiedImageError) else 'truncated'  # not an image at all, or broken partway
+        # not an image at all, broken partway, or pixel values birdlab cannot turn into a photo
+        kind = 'unreadable' if isinstance(e, Image.UnidentifiedImageError) else 'unsupported' if isinstance(e, ImageError) else 'truncated'
         return dict(ok=False, format=None, mode=None, width=0, height=0, n_frames=0, error=f'{kind}: {type(e).__name__}: {e}')
 
 def bad_images(
@@ -132,6 +138,17 @@ def check_images(
         lst = '\n'.join(f'  {p}: {r}' for p,r in list(bad.items())[:20])
         raise ValueError(f"{len(bad)} of {len(paths)} image(s) cannot be decoded:\n{lst}\n"
                          "Move them out of the data set (or re-download them), then try again.")
+
+# %% ../nbs/03_split.ipynb #efb3b87a
+def check_species(
+    df:pd.DataFrame, # path/label/split table
+    src=None,        # where it came from, for the message
+)->None:
+    "Raise a clear error unless `df` holds at least two species."
+    labels = sorted(df.label.unique())
+    if len(labels) < 2: raise ValueError(
+        f"{'No' if not labels else 'Only one'} species{' (' + repr(labels[0]) + ')' if labels else ''} in {str(src) if src is not None else 'the data'}: "
+        "a classifier needs at least two species (one folder of photos each).")
 
 # %% ../nbs/03_split.ipynb #eea60f5d
 def _n_per_split(n:int, pcts)->tuple:
