@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 # %% auto #0
 __all__ = ['IMG_EXTS', 'RUN_MARKER', 'default_device', 'seed_everything', 'repo_root', 'sample_path', 'atomic_write', 'save_json',
-           'new_run_dir', 'ImageError', 'WeightsUnavailableError', 'upright_rgb']
+           'new_run_dir', 'release_run_dir', 'ImageError', 'WeightsUnavailableError', 'upright_rgb']
 
 # %% ../nbs/00_core.ipynb #d624b844
 import warnings
@@ -93,6 +93,7 @@ def new_run_dir(
     out:str|Path|None=None, # the folder to create; `None` for `<parent>/<prefix>-<time stamp>`
     prefix:str='run',       # name prefix for the default folder
     parent:str|Path='runs', # where the default folder goes
+    reuse_claim:bool=False, # also take a folder holding only the marker (claimed by the launcher of several processes)
 )->Path:
     "Create (or claim, if empty) and return a run folder, atomically; never reuse one that holds files."
     if out is None:
@@ -101,10 +102,19 @@ def new_run_dir(
         while not _claim(out): i += 1; out = base.with_name(f'{base.name}-{i}')
         return out
     out = Path(out)
+    if reuse_claim and out.is_dir() and [p.name for p in out.iterdir()]==[RUN_MARKER]: return out
     if not _claim(out): raise FileExistsError(
         f"Folder {str(out)!r} already holds files (or another birdlab command is writing into it), and birdlab never overwrites "
         "results: pass another --out, or move that folder away.")
     return out
+
+def release_run_dir(
+    out:str|Path,      # a folder from `new_run_dir` that nothing was written into
+    remove:bool=False, # also remove the folder if it is empty (one birdlab named and created)
+):
+    "Give back a folder claimed by `new_run_dir` when the work failed before writing anything."
+    (Path(out)/RUN_MARKER).unlink(missing_ok=True)
+    if remove and Path(out).is_dir() and not any(Path(out).iterdir()): Path(out).rmdir()
 
 # %% ../nbs/00_core.ipynb #c0df8ba5
 class ImageError(ValueError):

@@ -6,22 +6,24 @@ Docs: https://birdlab.github.io/birdlab/learner.html.md"""
 
 # %% ../nbs/06_learner.ipynb #82c156e4
 from __future__ import annotations
-import platform, time
+import json, os, platform, time
 from pathlib import Path
 import numpy as np, torch, timm, fastai
 from fastai.vision.all import (Learner, DataLoaders, Normalize, CrossEntropyLossFlat, accuracy, top_k_accuracy,
                                EarlyStoppingCallback, SaveModelCallback, CSVLogger, TrackerCallback,
-                               ParamScheduler, MixedPrecision, ChannelsLast, AMPMode, params, L, rank_distrib, Callback)
+                               ParamScheduler, MixedPrecision, ChannelsLast, AMPMode, params, L, rank_distrib, Callback,
+                               combined_cos, load_learner)
 from fastai.callback.tracker import ReduceLROnPlateau as _FastaiReduceLROnPlateau
-from .core import default_device, seed_everything, new_run_dir, save_json
+from .core import default_device, seed_everything, new_run_dir, release_run_dir, save_json
 from .split import write_manifest
-from .data import get_dls
+from .data import get_dls, inference_dls, AUG_PRESETS
 from .models import create_model, model_stats
 from .distrib import world_size, is_main, init_distrib, rank0_first, distributed, leave_distrib, check_split
 
 # %% auto #0
 __all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter', 'make_learner',
-           'export_learner', 'versions', 'train']
+           'fine_tune_phases', 'Checkpoint', 'export_learner', 'versions', 'train', 'resume', 'read_config',
+           'learner_from_run']
 
 # %% ../nbs/06_learner.ipynb #3531784d
 class ReduceLROnPlateau(_FastaiReduceLROnPlateau):
@@ -53,6 +55,8 @@ class HistoryCSV(CSVLogger):
         self.file = fn.open('a')
         if new: self.file.write(','.join(self.recorder.metric_names) + '\n')
         self.old_logger,self.learn.logger = self.logger,self._write_line
+    def _write_line(self, log):   # epochs numbered within their phase, also when a resumed phase starts part-way
+        super()._write_line([log[0] + getattr(self.learn, 'epoch0', 0), *log[1:]])
     def after_fit(self):
         if not self.skip: super().after_fit()
 
@@ -120,6 +124,68 @@ def make_learner(
     learn.arch = arch
     return learn
 
+# %% ../nbs/06_learner.ipynb #1fdd3618
+def _one_cycle(learn:Learner, n_epoch:int, lr_max, start:int=0, pct_start:float=0.25, div:float=25., div_final:float=1e5):
+    "fastai's `fit_one_cycle`; from epoch `start` on, the same schedule with its first `start` epochs left out (to resume)."
+    if not start: return learn.fit_one_cycle(n_epoch, lr_max, pct_start=pct_start, div=div, div_final=div_final)
+    if learn.opt is None: learn.create_opt()
+    learn.opt.set_hyper('lr', lr_max)
+    lr,a = np.array([h['lr'] for h in learn.opt.hypers]), start/n_epoch
+    tail = lambda f: (lambda p: f(a + p*(1-a)))   # fastai's SkipToEpoch would run every callback's after_epoch on the skipped epochs
+    learn.fit(n_epoch-start, cbs=ParamScheduler({'lr': tail(combined_cos(pct_start, lr/div, lr, lr/div_final)),
+                                                 'mom': tail(combined_cos(pct_start, *learn.moms))}))
+
+def fine_tune_phases(
+    learn:Learner,        # the learner to fine-tune
+    epochs:int,           # epochs with everything unfrozen
+    base_lr:float=2e-3,   # learning rate, as in `fine_tune`
+    freeze_epochs:int=1,  # epochs on the head alone first (0: none)
+    start:dict|None=None, # where to resume: {'phase': 'frozen' or 'unfrozen', 'epoch': epochs of it done}
+    lr_mult:float=100,    # the body's learning rate is `lr/lr_mult` in the unfrozen phase
+):
+    "fastai's `fine_tune`, in two phases that may each be empty, and that can start part-way to resume an interrupted run."
+    phase,done = (start['phase'], start['epoch']) if start else ('frozen', 0)
+    if phase=='frozen' and done < freeze_epochs:
+        learn.freeze(); learn.phase,learn.epoch0 = 'frozen',done
+        _one_cycle(learn, freeze_epochs, slice(base_lr), start=done, pct_start=0.99)
+    if phase=='frozen': done = 0
+    learn.unfreeze()
+    if done < epochs:
+        learn.phase,learn.epoch0 = 'unfrozen',done
+        _one_cycle(learn, epochs, slice(base_lr/2/lr_mult, base_lr/2), start=done, pct_start=0.3, div=5.0)
+    learn.epoch0 = 0
+
+# %% ../nbs/06_learner.ipynb #2012c975
+def _save_atomic(learn:Learner, name:str, **kwargs)->Path:
+    "`learn.save(name)` through a temporary file and a rename, so an interruption never leaves half a checkpoint."
+    tmp = learn.save(f'.{name}.tmp', **kwargs); fn = tmp.with_name(f'{name}.pth')
+    os.replace(tmp, fn)
+    return fn
+
+def _trackers(learn:Learner)->list: return [c for c in learn.cbs if isinstance(c, TrackerCallback)]
+
+class Checkpoint(Callback):
+    "Save weights, optimizer state and `progress.json` after every epoch, and at the end of each phase."
+    order,train_only = 70,True   # after the trackers have updated their best value
+    def _save(self, epoch:int):
+        if not is_main() or hasattr(self.learn, 'lr_finder'): return
+        _save_atomic(self.learn, 'last', with_opt=True)
+        tr = _trackers(self.learn)
+        save_json(self.path/'progress.json', dict(phase=getattr(self.learn, 'phase', 'unfrozen'), epoch=epoch, n_epoch=self.n_epoch,
+                  best=float(tr[0].best) if tr else None, lr_scale=next((c.scale for c in tr if hasattr(c, 'scale')), 1.)))
+    def after_epoch(self): self._save(getattr(self.learn, 'epoch0', 0) + self.epoch + 1)
+    def after_fit(self): self._save(getattr(self.learn, 'epoch0', 0) + self.n_epoch)   # phase over (early stopping too): its best weights are loaded
+
+class _Resumed(Callback):
+    "On the first resumed fit, give the trackers back their best value and the learning-rate scale."
+    order = 65
+    def __init__(self, prog:dict): self.prog = prog
+    def before_fit(self):
+        for c in _trackers(self.learn):
+            if self.prog.get('best') is not None: c.best = self.prog['best']
+            if hasattr(c, 'scale'): c.scale = self.prog.get('lr_scale', 1.)
+        self.learn.remove_cb(self)
+
 # %% ../nbs/06_learner.ipynb #361b65b3
 _TRAIN_ONLY = (TrackerCallback, HistoryCSV, MixedPrecision, ChannelsLast, PlainTensors)
 
@@ -147,11 +213,47 @@ def _check_distrib(out, find_lr, bs, n):
                                      "(`birdlab train --gpus N` picks one for you).")
     check_split(n, bs, find_lr)
 
+# %% ../nbs/06_learner.ipynb #ddd3d936
+def _plain(v)->bool: return v is None or isinstance(v, (bool, int, float, str))
+
+def _config(src, dls, learn, device, n, kwargs, **settings)->dict:
+    "What `config.json` records about a run at its start."
+    return dict(**settings, weights_source=learn.model.pretrained_cfg.get('birdlab_source'),
+                data=str(src) if not hasattr(src, 'columns') else 'table', bs=dls.train.bs*n, presize=dls.presize, processes=n,
+                device=str(device), mixed_precision=str(_amp_mode(device)), stats=model_stats(learn.model), vocab=list(dls.vocab),
+                n_images=dls.table.split.value_counts().to_dict(), versions=versions(),
+                learner=kwargs if all(map(_plain, kwargs.values())) else None, **{k:str(v) for k,v in kwargs.items()}, complete=False)
+
+def _interrupted_msg(out)->str:
+    return (f"{str(out)!r} holds an interrupted training run (config.json says \"complete\": false): continue it with "
+            f"`birdlab train --resume {out}` (or `birdlab.learner.resume`), or move the folder away and train again.")
+
+def _check_fresh(out):
+    "Refuse an `out` that holds an interrupted run, with the way to resume it."
+    cfn = Path(out)/'config.json' if out is not None else None
+    if cfn is not None and cfn.is_file() and json.loads(cfn.read_text()).get('complete') is False: raise FileExistsError(_interrupted_msg(out))
+
+# %% ../nbs/06_learner.ipynb #9ba1480d
+def _fit_and_finish(learn:Learner, cfg:dict, start:dict|None=None)->Learner:
+    "Fine-tune `learn` (from `start` when resuming) with checkpoints, then write `model.pkl`, `model.pth` and the final `config.json`."
+    out = Path(learn.path)
+    learn.add_cb(Checkpoint())
+    t0 = time.time()
+    try:
+        with distributed(learn): fine_tune_phases(learn, cfg['epochs'], cfg['lr'], cfg['freeze_epochs'], start=start)
+    except KeyboardInterrupt: raise KeyboardInterrupt(f"Training interrupted. {_interrupted_msg(out)}") from None
+    learn.train_time = time.time()-t0 + float(cfg.get('train_seconds') or 0)
+    learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, Checkpoint)))
+    if not leave_distrib(): return learn   # only process 0 writes
+    export_learner(learn)
+    save_json(out/'config.json', {**cfg, 'train_seconds':round(learn.train_time, 1), 'complete':True})
+    return learn
+
 def train(
     src,                           # data: folder, split tree, CSV manifest or table
     arch:str='efficientnet_lite0', # architecture (see `birdlab.models.ARCHS`)
     epochs:int=8,                  # epochs with the whole network unfrozen
-    freeze_epochs:int=1,           # epochs training only the new head first
+    freeze_epochs:int=1,           # epochs training only the new head first (0: none)
     size:int=224,                  # image size
     bs:int=32,                     # batch size (in all processes together, when several train)
     lr:float|None=None,            # base learning rate; None: 2e-3, or lr_find's if `find_lr`
@@ -167,25 +269,115 @@ def train(
     "Fine-tune `arch` on `src` and write model, log, manifest and config to a new run folder (data-parallel under `accelerate launch`)."
     n = world_size()
     if n>1: _check_distrib(out, find_lr, bs, n)
-    out = new_run_dir(out, prefix=arch) if is_main() else Path(out)
+    if epochs<0 or freeze_epochs<0 or epochs+freeze_epochs<1: raise ValueError(
+        f"epochs={epochs}, freeze_epochs={freeze_epochs}: give at least one epoch in all (neither negative).")
+    _check_fresh(out)
+    named = out is None
+    out = new_run_dir(out, prefix=arch, reuse_claim=n>1) if is_main() else Path(out)
     seed_everything(seed)
     device = init_distrib(cpu)
-    dls = rank0_first(get_dls, src, size=size, bs=bs//n, aug=aug, seed=seed, device=device, cache=cache)
+    try: dls = rank0_first(get_dls, src, size=size, bs=bs//n, aug=aug, seed=seed, device=device, cache=cache)
+    except BaseException:
+        if is_main(): release_run_dir(out, remove=named)   # bad data: leave no half run folder behind
+        raise
     if n>1: seed_everything(seed+rank_distrib())  # each process its own augmentations
-    if is_main(): write_manifest(dls.table, out/'manifest.csv')
     learn = make_learner(dls, arch=arch, pretrained=pretrained, path=out, **kwargs)
     if find_lr: lr = float(learn.lr_find(show_plot=False).valley)
-    lr = lr or 2e-3
-    t0 = time.time()
-    with distributed(learn): learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
-    learn.train_time = time.time()-t0
-    if not leave_distrib(): return learn   # only process 0 writes
-    export_learner(learn)
-    save_json(out/'config.json', dict(
-        arch=arch, pretrained=pretrained, weights_source=learn.model.pretrained_cfg.get('birdlab_source'),
-        data=str(src) if not hasattr(src, 'columns') else 'table', epochs=epochs, freeze_epochs=freeze_epochs,
-        size=size, bs=bs, processes=n, lr=lr, find_lr=find_lr, aug=aug, seed=seed, device=str(device),
-        mixed_precision=str(_amp_mode(device)), stats=model_stats(learn.model), vocab=list(dls.vocab),
-        n_images=dls.table.split.value_counts().to_dict(), train_seconds=round(learn.train_time, 1),
-        versions=versions(), **{k:str(v) for k,v in kwargs.items()}))
+    cfg = _config(src, dls, learn, device, n, kwargs, arch=arch, pretrained=pretrained, epochs=epochs, freeze_epochs=freeze_epochs,
+                  size=size, lr=lr or 2e-3, find_lr=find_lr, aug=aug, seed=seed)
+    if is_main(): write_manifest(dls.table, out/'manifest.csv'); save_json(out/'config.json', cfg)
+    return _fit_and_finish(learn, cfg)
+
+# %% ../nbs/06_learner.ipynb #3c4bd99d
+def resume(
+    run:str|Path,             # a run folder whose training was interrupted
+    cpu:bool=False,           # train on the CPU even when a GPU is present
+    cache:bool|str|None=None, # presize cache (see `birdlab.data.get_dls`)
+)->Learner:
+    "Continue the interrupted `train` run in `run` from its last finished epoch, and finish it: the same split, recipe and folder."
+    run = Path(run); cfg = read_config(run, complete=False)
+    if cfg.get('complete', True): raise ValueError(f"{str(run)!r} is a finished run: there is nothing to resume. Train a new one with another --out.")
+    if cfg.get('learner') is None: raise ValueError(
+        f"{str(run)!r} was trained with Python objects passed to the learner (callbacks, say), which config.json cannot rebuild: train it again.")
+    if world_size()>1: raise ValueError("Resume in one process: `birdlab train --resume RUN` without --gpus.")
+    if cfg['aug'] not in AUG_PRESETS: raise ValueError(f"{str(run)!r} was trained with custom augmentation ({cfg['aug']}): resume it from Python with the same transforms, or train again.")
+    pfn = run/'progress.json'
+    prog = json.loads(pfn.read_text()) if pfn.is_file() and (run/'models'/'last.pth').is_file() else None   # None: no epoch had finished
+    seed_everything(cfg['seed'])
+    dls = get_dls(run/'manifest.csv', size=cfg['size'], bs=cfg['bs'], aug=cfg['aug'], seed=cfg['seed'], device=default_device(cpu), cache=cache)
+    learn = make_learner(dls, arch=cfg['arch'], pretrained=cfg['pretrained'] and prog is None, path=run, **cfg['learner'])
+    if prog is not None:
+        learn.create_opt(); learn.load('last', with_opt=True)   # fastai loads with torch's weights_only
+        learn.add_cb(_Resumed(prog))
+        print(f"Resuming {run} at epoch {prog['epoch']} of the {prog['phase']} phase.")
+    return _fit_and_finish(learn, cfg, start=prog)
+
+# %% ../nbs/06_learner.ipynb #eab8327f
+def _bad_config(fn, why)->ValueError:
+    return ValueError(f"{str(fn)!r} is not a usable birdlab run config: {why}. Pass a run folder written by `birdlab train`, or train again.")
+
+def _check_config(cfg, fn):
+    "Check the entries of `config.json` that rebuilding a model relies on."
+    if not isinstance(cfg, dict): raise _bad_config(fn, 'not a JSON object')
+    need = dict(arch=str, vocab=list, size=int, stats=list)
+    for k,t in need.items():
+        if not isinstance(cfg.get(k), t): raise _bad_config(fn, f"{k!r} is missing or not a {t.__name__}")
+    v = cfg['vocab']
+    if len(v)<2 or not all(isinstance(c, str) for c in v) or len(set(v))!=len(v): raise _bad_config(fn, "'vocab' must list two or more distinct class names")
+    if not 8 <= cfg['size'] <= 4096 or not 8 <= (cfg.get('presize') or cfg['size']) <= 4096: raise _bad_config(fn, f"size {cfg['size']} is out of range")
+    st = cfg['stats']
+    if len(st)!=2 or any(len(s)!=3 or not all(isinstance(x, (int, float)) for x in s) for s in st) or min(st[1])<=0:
+        raise _bad_config(fn, "'stats' must be [mean, std], three numbers each, std positive")
+
+def read_config(
+    run:str|Path,         # a run folder
+    complete:bool=True,   # refuse a run whose training did not finish
+)->dict:
+    "The checked `config.json` of run folder `run`."
+    fn = Path(run)/'config.json'
+    if not fn.is_file(): raise FileNotFoundError(f"No config.json in {str(run)!r}: pass a run folder written by `birdlab train` or `birdlab demo`.")
+    try: cfg = json.loads(fn.read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise _bad_config(fn, f"not valid JSON ({e})") from None
+    _check_config(cfg, fn)
+    if complete and cfg.get('complete') is False: raise ValueError(_interrupted_msg(run))
+    return cfg
+
+# %% ../nbs/06_learner.ipynb #7410d05c
+def _load_pickle(run:Path, cpu:bool)->Learner:
+    fn = run/'model.pkl'
+    if not fn.is_file(): raise FileNotFoundError(f"No model.pkl in {str(run)!r} to load with --trust-pickle.")
+    try: learn = load_learner(fn, cpu=cpu)
+    except Exception as e: raise ValueError(f"Cannot load {str(fn)!r} ({type(e).__name__}: {str(e)[:200]}): the file is damaged or not a fastai export.") from None
+    learn.arch = getattr(learn, 'arch', None)
+    return learn
+
+def _load_weights(model, fn:Path, cfg:dict):
+    "Load state dict `fn` into `model`, refusing anything but tensors, with a clear error when it does not fit."
+    if not fn.is_file(): raise FileNotFoundError(f"No model.pth in {str(fn.parent)!r}: pass a run folder written by `birdlab train`.")
+    try: sd = torch.load(fn, map_location='cpu', weights_only=True)
+    except Exception as e: raise ValueError(f"Cannot read weights {str(fn)!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]}): "
+                                            "the file is damaged or is not a plain state dict.") from None
+    try: model.load_state_dict(sd)
+    except Exception as e: raise ValueError(f"{str(fn)!r} does not fit the model config.json describes ({cfg['arch']}, {len(cfg['vocab'])} classes): "
+                                            f"{str(e).splitlines()[0][:200]}") from None
+
+def learner_from_run(
+    run:str|Path,            # a run folder written by `train`
+    cpu:bool|None=None,      # load on the CPU; default: unless CUDA is available
+    trust_pickle:bool=False, # load `model.pkl` with fastai's `load_learner`: RUNS CODE from the file, only for runs you made
+)->Learner:
+    "The trained learner of `run`, rebuilt from `config.json` and `model.pth` (no pickle), ready to predict on new photos."
+    run = Path(run)
+    cfg = read_config(run)
+    cpu = default_device().type!='cuda' if cpu is None else cpu
+    if trust_pickle: learn = _load_pickle(run, cpu)
+    else:
+        aug = cfg.get('aug') if cfg.get('aug') in AUG_PRESETS else 'default'   # the validation transforms do not depend on it
+        dls = inference_dls(cfg['vocab'], size=cfg['size'], presize=cfg.get('presize'), aug=aug, device=default_device(cpu))
+        model = create_model(cfg['arch'], n_out=len(cfg['vocab']), pretrained=False)
+        _load_weights(model, run/'model.pth', cfg)
+        learn = Learner(dls, model.to(dls.device), loss_func=CrossEntropyLossFlat(), metrics=[accuracy, top5], splitter=body_head_splitter)
+        set_normalize(dls, tuple(map(tuple, cfg['stats'])))
+        learn.arch = cfg['arch']
+    learn.path = run
     return learn
