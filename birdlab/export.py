@@ -136,14 +136,15 @@ def _accuracy(p, y, cal):
                 test_selective_accuracy=round(float(ok[known.numpy()].mean()), 4) if known.any() else None, n_test=int(len(y)))
 
 def export_run(
-    run:str|Path,            # a run folder (model.pkl, manifest.csv, calibration.json)
+    run:str|Path,            # a run folder (model.pth, config.json, manifest.csv, calibration.json)
     out:str|Path|None=None,  # new folder for the exported files; default RUN/export
     int8:bool=True,          # also write the int8 model
     opset:int=ONNX_OPSET,    # ONNX operator set
+    trust_pickle:bool=False, # load the run's `model.pkl` (runs code from the file: only for runs you made)
 )->dict:                     # paths and the comparison figures
     "Export a run to ONNX (and int8), check both against PyTorch on the test photos, and write their model cards."
     run = Path(run)
-    learn,man,cal = load_run(run, cpu=True)
+    learn,man,cal = load_run(run, cpu=True, trust_pickle=trust_pickle)
     if man is None or not (man.split=='test').any(): raise ValueError(f"{str(run)!r} has no test rows in manifest.csv to check the export on.")
     out = new_run_dir(Path(run)/'export' if out is None else out)
     xt,yt = batches(learn, man[man.split=='test'])

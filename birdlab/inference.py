@@ -6,44 +6,56 @@ Docs: https://birdlab.github.io/birdlab/inference.html.md"""
 
 # %% ../nbs/12_inference.ipynb #227afe1b
 from __future__ import annotations
-import hashlib, io, json
+import hashlib, io, json, math, os, re, threading
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 import onnxruntime as ort
+from .core import ImageError, upright_rgb
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'UNKNOWN', 'ImageError', 'ImageTooLarge', 'load_image', 'preprocess', 'sha256', 'ort_session', 'softmax',
-           'find_model', 'Predictor']
+__all__ = ['MAX_PIXELS', 'UNKNOWN', 'ImageTooLarge', 'load_image', 'preprocess', 'sha256', 'ort_session', 'softmax', 'find_model',
+           'check_k', 'Predictor']
 
 # %% ../nbs/12_inference.ipynb #0650e4f0
 MAX_PIXELS = 40_000_000  # 40 MP: larger than any phone photo, far below a decompression bomb
 
-class ImageError(ValueError):
-    "The input is not a usable image."
 class ImageTooLarge(ImageError):
     "The image has more pixels than allowed."
+
+def _clean(e:Exception)->str:
+    "`e` as `Type: message`, without object addresses (`<_io.BytesIO object at 0x...>`) that say nothing to a user."
+    return f"{type(e).__name__}: {re.sub(r'<[^<>]* at 0x[0-9a-fA-F]+>', 'the upload', str(e))}"
+
+def _open(src)->Image.Image:
+    "`src` (bytes, path or file object) opened lazily as a PIL image, with birdlab's errors."
+    if isinstance(src, (bytes, bytearray)):
+        if not src: raise ImageError("Empty file: send the bytes of a JPEG, PNG or WebP photo.")
+        src = io.BytesIO(src)
+    try: return Image.open(src)
+    except Image.DecompressionBombError as e: raise ImageTooLarge(f"Image too large: {_clean(e)}") from None
+    except FileNotFoundError: raise
+    except Image.UnidentifiedImageError: raise ImageError("Not an image (or a format Pillow cannot read): send a JPEG, PNG or WebP photo.") from None
+    except Exception as e: raise ImageError(f"Not an image (or a format Pillow cannot read): {_clean(e)}") from None
 
 def load_image(
     src,                       # bytes, a file path, a file object, or a PIL image
     max_pixels:int=MAX_PIXELS, # refuse images with more pixels than this
-)->Image.Image:                # an RGB image, fully decoded
+    min_side:int|None=None,    # decode big photos reduced, keeping at least 4x this on the short side
+)->Image.Image:                # an upright 8-bit RGB image, fully decoded
     "Open and decode `src` as an RGB image, refusing what is not an image or too large."
-    if isinstance(src, Image.Image): im = src
-    else:
-        if isinstance(src, (bytes, bytearray)):
-            if not src: raise ImageError("Empty file: send the bytes of a JPEG, PNG or WebP photo.")
-            src = io.BytesIO(src)
-        try: im = Image.open(src)
-        except Image.DecompressionBombError as e: raise ImageTooLarge(f"Image too large: {e}") from None
-        except FileNotFoundError: raise
-        except Exception as e: raise ImageError(f"Not an image (or a format Pillow cannot read): {type(e).__name__}: {e}") from None
+    im = src if isinstance(src, Image.Image) else _open(src)
     w,h = im.size
     if w*h > max_pixels: raise ImageTooLarge(f"Image too large: {w}x{h} = {w*h:,} pixels, the limit is {max_pixels:,}.")
+    keep = 4*min_side if min_side else None
+    if keep and min(w, h) >= 2*keep and im.format=='JPEG':   # DCT scaling: decode at 1/2, 1/4 or 1/8 size
+        im.draft('RGB', (math.ceil(w*keep/min(w, h)), math.ceil(h*keep/min(w, h))))
     try: im.load()
-    except Exception as e: raise ImageError(f"Broken image (truncated or corrupt {im.format}): {type(e).__name__}: {e}") from None
-    return ImageOps.exif_transpose(im).convert('RGB')   # upright, as the phone showed it (see `birdlab.data.PILImageUpright`)
+    except Exception as e: raise ImageError(f"Broken image (truncated or corrupt {im.format}): {_clean(e)}") from None
+    f = min(im.size)//keep if keep else 1
+    if f >= 2 and im.mode in ('L','LA','RGB','RGBA','RGBX','I','F','CMYK'): im = im.reduce(f)   # before the RGB copy
+    return upright_rgb(im)
 
 # %% ../nbs/12_inference.ipynb #105b8e4c
 @lru_cache(maxsize=16)
@@ -106,46 +118,87 @@ def find_model(
     if not p.is_file(): raise FileNotFoundError(f"No ONNX model at {str(path)!r}: pass an .onnx file or the folder `birdlab export` wrote.")
     return p
 
+
+def check_k(
+    k,     # how many species to list
+    n:int, # how many the model knows
+)->int:    # `k`, at most `n`
+    "Validate `k` (a whole number from 1 on); asking for more than the `n` species known gives all `n`."
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k={k!r}: ask for 1 or more species (a whole number).")
+    return min(int(k), n)
+
+def _card_problem(card, n_out)->str|None:
+    "What is wrong with model card `card` for a model with `n_out` outputs, or None."
+    if not isinstance(card, dict): return 'it is not a JSON object'
+    cl, spec = card.get('classes'), card.get('input')
+    if not isinstance(cl, list) or len(cl) < 2 or not all(isinstance(c, str) for c in cl) or len(set(cl)) != len(cl):
+        return "'classes' must list two or more distinct species names"
+    if isinstance(n_out, int) and n_out != len(cl): return f"it lists {len(cl)} classes but the model has {n_out} outputs"
+    if not isinstance(spec, dict): return "'input' (the preprocessing) is missing"
+    for k in ('presize', 'size'):
+        if not isinstance(spec.get(k), int) or not 8 <= spec[k] <= 4096: return f"input.{k} must be a whole number of pixels (8 to 4096)"
+    for k in ('mean', 'std'):
+        v = spec.get(k)
+        if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, (int, float)) for x in v): return f"input.{k} must be three numbers"
+    if min(spec['std']) <= 0: return 'input.std must be positive'
+    t, th = card.get('temperature', 1.), card.get('threshold', 0.)
+    if not isinstance(t, (int, float)) or not t > 0: return f"temperature {t!r} must be a positive number"
+    if not isinstance(th, (int, float)) or not 0 <= th <= 1: return f"threshold {th!r} must be a number from 0 to 1"
+    return None
+
 class Predictor:
     "Species predictions from an exported ONNX model and its card, on the CPU with onnxruntime."
     def __init__(self,
         path:str|Path,    # .onnx file (its card is the .json beside it) or export folder
         threads:int=0,    # onnxruntime intra-op threads; 0: all cores
         max_pixels:int=MAX_PIXELS, # larger images are refused
+        max_decodes:int|None=None, # images decoded at once, across threads (bounds memory); default the CPU count
     ):
         self.path = find_model(path)
         cfn = self.path.with_suffix('.json')
         if not cfn.is_file(): raise FileNotFoundError(f"No model card {str(cfn)!r} beside {str(self.path)!r}: export with `birdlab export`, which writes both.")
-        self.card = json.loads(cfn.read_text())
+        try: self.card = json.loads(cfn.read_text())
+        except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"Model card {str(cfn)!r} is not valid JSON ({e}): re-export the run with `birdlab export`.") from None
         sha = sha256(self.path)
-        if sha != self.card.get('sha256'): raise ValueError(
-            f"Model card {str(cfn)!r} does not describe {str(self.path)!r} (sha256 {sha[:12]}... vs {str(self.card.get('sha256'))[:12]}...): re-export the run.")
+        if not isinstance(self.card, dict) or sha != self.card.get('sha256'): raise ValueError(
+            f"Model card {str(cfn)!r} does not describe {str(self.path)!r} (sha256 {sha[:12]}...): re-export the run with `birdlab export`.")
+        try: self.sess = ort_session(self.path, threads)
+        except Exception as e: raise ValueError(f"ONNX Runtime cannot load {str(self.path)!r} ({_clean(e)[:300]}): re-export the run.") from None
+        problem = _card_problem(self.card, self.sess.get_outputs()[0].shape[-1])
+        if problem: raise ValueError(f"Model card {str(cfn)!r} does not fit the model: {problem}. Re-export the run with `birdlab export`.")
         self.classes,self.spec = self.card['classes'], self.card['input']
         self.temperature,self.threshold = float(self.card.get('temperature', 1.)), float(self.card.get('threshold', 0.))
         self.model_id = f"{self.path.name}@{sha[:12]}"
         self.max_pixels = max_pixels
-        self.sess = ort_session(self.path, threads)
+        self._decodes = threading.BoundedSemaphore(max_decodes or os.cpu_count() or 1)
+
+    def _input(self, img)->np.ndarray:
+        with self._decodes:   # at most `max_decodes` full-size decodes in memory at once
+            return preprocess(load_image(img, self.max_pixels, min_side=self.spec['presize']), self.spec)
 
     def probs(self, imgs:list)->np.ndarray:
         "Calibrated probabilities (n, classes) for images (bytes, paths or PIL images)."
-        x = np.stack([preprocess(load_image(i, self.max_pixels), self.spec) for i in imgs])
+        x = np.stack([self._input(i) for i in imgs])
         z = self.sess.run(None, {'image': x})[0].astype(np.float64)
         z = z - z.max(1, keepdims=True)                 # log-softmax, then temperature, as `scale_probs`
         return softmax((z - np.log(np.exp(z).sum(1, keepdims=True)))/self.temperature)
 
     def _result(self, p:np.ndarray, k:int)->dict:
-        top = np.argsort(-p)[:k]
+        top = np.argsort(-p)[:check_k(k, len(self.classes))]
         known = bool(p[top[0]] >= self.threshold)
         return dict(species=self.classes[top[0]] if known else UNKNOWN, probability=round(float(p[top[0]]), 6), unknown=not known,
                     top_k=[dict(species=self.classes[i], probability=round(float(p[i]), 6)) for i in top],
                     probabilities={c:round(float(q), 6) for c,q in zip(self.classes, p)}, model=self.model_id)
 
     def predict(self, img, k:int=5)->dict:
-        "Prediction for one image: species (or 'unknown'), probability, unknown, top_k, probabilities, model."
+        "Prediction for one image: species (or 'unknown'), probability, unknown, top_k (`k` of them, at most all), probabilities, model."
+        check_k(k, len(self.classes))
         return self._result(self.probs([img])[0], k)
 
     def predict_batch(self, imgs:list, k:int=5)->list:
         "`predict` for several images in one batch."
+        check_k(k, len(self.classes))
         return [self._result(p, k) for p in self.probs(imgs)]
 
     def __repr__(self): return f"Predictor({self.model_id}, {len(self.classes)} species, T={self.temperature:.3f}, threshold={self.threshold:.3f})"

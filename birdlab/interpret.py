@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from torch import nn
-from fastai.vision.all import Learner, load_learner
+from fastai.vision.all import Learner
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from .core import atomic_write, save_json, default_device, new_run_dir
 from .split import read_data
+from .learner import learner_from_run
 from .evaluate import (Preds, get_preds, check_labels, calibrate, evaluate, save_evaluation, apply_calibration, load_calibration,
                               plot_reliability, plot_confusion, plot_curves)
 
@@ -181,12 +182,11 @@ def report_html(
 def load_run(
     run:str|Path,      # a run folder written by `birdlab train`
     cpu:bool|None=None,# load on the CPU; default: unless CUDA is available
+    trust_pickle:bool=False, # load `model.pkl` (runs code from the file: only for runs you made)
 )->tuple:              # (learner, manifest table, calibration dict or None)
     "The learner, manifest and calibration of run folder `run`."
     run = Path(run)
-    if not (run/'model.pkl').is_file(): raise FileNotFoundError(f"No model.pkl in {str(run)!r}: pass a run folder written by `birdlab train` or `birdlab demo`.")
-    learn = load_learner(run/'model.pkl', cpu=default_device().type!='cuda' if cpu is None else cpu)
-    learn.path = run
+    learn = learner_from_run(run, cpu=cpu, trust_pickle=trust_pickle)
     man = read_data(run/'manifest.csv') if (run/'manifest.csv').exists() else None
     return learn, man, load_calibration(run)
 
@@ -220,14 +220,15 @@ def report_run(
     return res
 
 def evaluate_run(
-    run:str|Path,          # a run folder (model.pkl, manifest.csv)
+    run:str|Path,          # a run folder (model.pth, config.json, manifest.csv)
     test=None,             # labelled test data (folder, split tree or CSV); default the run's test rows
     out:str|Path|None=None,# new folder for the results; default RUN/eval-<time>
     findings=None,         # audit findings CSV, to flag data problems beside mistakes
     precision:float=0.95,  # target precision when fitting the rejection threshold
+    trust_pickle:bool=False, # load the run's `model.pkl` (runs code from the file: only for runs you made)
 )->dict:                   # the `evaluate` result
     "Evaluate a saved run on test data and write the HTML report; fit and store its calibration if missing."
-    learn,man,cal = load_run(run)
+    learn,man,cal = load_run(run, trust_pickle=trust_pickle)
     df = _test_rows(test, man)
     check_labels(df, learn.dls.vocab)   # before anything is written
     if cal is None:
