@@ -10,20 +10,12 @@ __all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evalua
            'main']
 
 # %% ../nbs/14_cli.ipynb #6ea7d382
-import sys, time, json   # no `from __future__ import annotations`: `delegates` + `parse_cli` need real annotations
+import sys, time, json, signal, threading   # no `from __future__ import annotations`: `delegates` + `parse_cli` need real annotations
 from pathlib import Path
-import pandas as pd
 from typing import Annotated
 from fastcore.script import parse_cli, store_true
 from fastcore.meta import delegates
-from .core import sample_path, default_device, atomic_write, new_run_dir
-from .split import check_images, read_data
-from .models import WeightsUnavailableError
-from .learner import train
-from .distrib import world_size, is_main, check_gpus, check_split, launch, quiet_workers
-from .evaluate import apply_calibration, load_calibration
-from .interpret import report_run, evaluate_run
-from .inference import Predictor, find_model
+from .core import sample_path, atomic_write, new_run_dir, WeightsUnavailableError
 
 # %% ../nbs/14_cli.ipynb #d1465ea6
 def _argv(cmd, **kw)->list:
@@ -42,10 +34,13 @@ def _recipe(
     "The training recipe that `train`, `compare` and `distill` share (their options via `delegates`), defaults filled in."
     return dict(epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, aug=aug, seed=seed)
 
-def _train_and_report(data, out, **kwargs)->dict|None:
+def _train_and_report(data, out, learn=None, **kwargs)->dict|None:
     "Train, calibrate on the validation rows, evaluate on the test rows, write everything (report.html too) to the run folder."
+    from birdlab.learner import train
+    from birdlab.distrib import is_main
+    from birdlab.interpret import report_run
     t0 = time.time()
-    learn = train(data, out=out, **kwargs)
+    learn = learn or train(data, out=out, **kwargs)
     if not is_main(): return None   # the other training processes stop here; process 0 reports
     res = report_run(learn, learn.path, extra=dict(arch=learn.arch, device=str(learn.dls.device), train_seconds=round(learn.train_time, 1)),
                      title=f'birdlab: {learn.arch} on {data}')
@@ -72,13 +67,14 @@ def demo(
     cpu:store_true=False, # train on the CPU even when a GPU is present
 ):
     "Fine-tune EfficientNet-Lite0 on the bundled 30-species sample and report test accuracy."
+    from birdlab.core import default_device
     out = out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"birdlab demo: 30 species from {sample_path()} on {default_device(cpu)}")
     return _train_and_report(sample_path(), out, arch='efficientnet_lite0', epochs=epochs, size=size, bs=bs, lr=lr, cpu=cpu)
 
 @delegates(_recipe)
 def train_cmd(
-    data:Annotated[str, 'data folder (one folder per species, or train/valid/test), or CSV manifest', {'opt':True, 'required':True}],
+    data:Annotated[str, 'data folder (one folder per species, or train/valid/test), or CSV manifest', {'opt':True}]=None,
     arch:str='efficientnet_lite0', # architecture: efficientnet_lite0/1/2 offline, any timm name online
     find_lr:store_true=False,      # choose the learning rate with lr_find
     out:str=None,                  # run folder (new or empty); default runs/<arch>-<time>
@@ -86,13 +82,20 @@ def train_cmd(
     cpu:store_true=False,          # train on the CPU even when a GPU is present
     gpus:int=1,                    # GPUs to train on, one process each (Accelerate); with --cpu, that many CPU processes
     compile:store_true=False,      # torch.compile the model (faster steps on a GPU once compiled; the first epoch pays)
+    resume:str=None,               # continue this interrupted run folder from its last finished epoch (other options come from it)
     **recipe,                      # epochs, freeze_epochs, size, bs, lr, aug, seed (see `_recipe`)
 ):
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
+    from birdlab.split import read_data, check_species
+    from birdlab.distrib import world_size, check_gpus, check_split, launch, quiet_workers
+    if resume:
+        from birdlab.learner import resume as resume_run
+        return _train_and_report(resume, resume, learn=resume_run(resume, cpu=cpu))
+    if data is None: raise ValueError("birdlab train needs --data (a folder, split tree or CSV), or --resume RUN to continue an interrupted run.")
     r = _recipe(**recipe)
     if gpus<1: raise ValueError(f"--gpus {gpus}: give 1 or more.")
     if gpus>1 and world_size()==1:   # start `gpus` processes that each run this command; process 0 reports
-        read_data(data)   # bad data fails here, before any process starts
+        check_species(read_data(data), data)   # bad data fails here, before any process starts
         check_gpus(gpus, cpu); check_split(gpus, r['bs'], find_lr)   # the checks the processes would make, before any starts
         out = new_run_dir(out, prefix=arch)  # one folder for all processes; fails now if it holds files
         argv = _argv('train', data=data, arch=arch, find_lr=find_lr, out=out, no_pretrained=no_pretrained, cpu=cpu, compile=compile, **r)
@@ -105,49 +108,58 @@ def train_cmd(
 
 # %% ../nbs/14_cli.ipynb #19f20a53
 def _find_model(model)->Path:
-    "model.pkl of a run folder, or the .onnx file of an export (folder or file)."
+    "A run folder (holding config.json), or the .onnx file of an export (folder or file)."
+    from birdlab.inference import find_model
     p = Path(model)
-    if p.suffix=='.onnx' or (p.is_dir() and not (p/'model.pkl').is_file() and any(p.glob('*.onnx'))): return find_model(p)
-    if p.is_dir(): p = p/'model.pkl'
-    if not p.is_file(): raise FileNotFoundError(f"No model at {str(model)!r}: pass a run folder (holding model.pkl), a model.pkl file, "
-                                                "or what `birdlab export` wrote (its folder or an .onnx file).")
+    if p.name=='model.pkl': p = p.parent   # a run's pickle names its run folder, which loads without unpickling
+    if p.suffix=='.onnx' or (p.is_dir() and not (p/'config.json').is_file() and any(p.glob('*.onnx'))): return find_model(p)
+    if not (p/'config.json').is_file(): raise FileNotFoundError(
+        f"No model at {str(model)!r}: pass a run folder (holding config.json and model.pth), or what `birdlab export` wrote (its folder or an .onnx file).")
     return p
 
-def _predict_onnx(fn:Path, images:list, k:int)->pd.DataFrame:
+def _predict_onnx(fn:Path, images:list, k:int):
+    import pandas as pd
+    from birdlab.inference import Predictor
     pred = Predictor(fn)
     return pd.DataFrame([dict(image=str(img), rank=r+1, species=t['species'], probability=round(t['probability'], 4), known=not res['unknown'])
-                         for img,res in zip(images, pred.predict_batch([str(i) for i in images], k=min(k, len(pred.classes))))
+                         for img,res in zip(images, pred.predict_batch([str(i) for i in images], k=k))
                          for r,t in enumerate(res['top_k'])])
 
 def predict_images(
-    model:str|Path,   # a run folder or its model.pkl; or an export folder or .onnx file
+    model:str|Path,   # a run folder; or an export folder or .onnx file
     images:list,      # image files
-    k:int=5,          # how many species per image
-)->pd.DataFrame:      # one row per image and rank: image, rank, species, probability, known
-    "Top-`k` species with calibrated probabilities for each image; `known` is False below the run's rejection threshold."
-    from fastai.vision.all import load_learner
+    k:int=5,          # how many species per image (at least 1; more than the model knows: all)
+    trust_pickle:bool=False, # load the run's model.pkl: runs code from the file, only for runs you made
+):                    # one row per image and rank: image, rank, species, probability, known
+    "Top-`k` species with calibrated probabilities for each image (a DataFrame); `known` is False below the run's rejection threshold."
+    import pandas as pd
+    from birdlab.split import check_images
+    from birdlab.inference import check_k
+    check_k(k, sys.maxsize)   # a bad k fails before any model loads
     missing = [str(i) for i in images if not Path(i).is_file()]
     if missing: raise FileNotFoundError(f"Image file(s) not found: {', '.join(missing)}")
     check_images(images)
     fn = _find_model(model)
     if fn.suffix=='.onnx': return _predict_onnx(fn, images, k)
-    learn = load_learner(fn, cpu=default_device().type!='cuda')
-    cal = load_calibration(fn.parent)
+    from birdlab.learner import learner_from_run
+    from birdlab.evaluate import apply_calibration, load_calibration
+    learn = learner_from_run(fn, trust_pickle=trust_pickle)
     dl = learn.dls.test_dl([str(i) for i in images])
-    probs,known = apply_calibration(learn.get_preds(dl=dl)[0], cal)
-    k = min(k, probs.shape[1])
+    probs,known = apply_calibration(learn.get_preds(dl=dl)[0], load_calibration(fn))
+    k = check_k(k, probs.shape[1])
     p,idx = probs.topk(k, 1)
     return pd.DataFrame([dict(image=str(img), rank=r+1, species=learn.dls.vocab[int(idx[i,r])], probability=round(float(p[i,r]), 4),
                               known=bool(known[i])) for i,img in enumerate(images) for r in range(k)])
 
 def predict(
-    model:str,                      # run folder or model.pkl, or an export folder or .onnx file (no PyTorch needed)
+    model:str,                      # run folder, or an export folder or .onnx file (no PyTorch needed)
     images:Annotated[str, 'photo files to classify', {'nargs':'+', 'opt':False}],
-    k:int=5,                        # species to list per image
+    k:int=5,                        # species to list per image (at least 1; more than the model knows: all)
     csv:str=None,                   # also write the table to this CSV file
+    trust_pickle:store_true=False,  # load the run's model.pkl instead of model.pth: RUNS CODE from the file, only for runs you made
 ):
     "Print the top-`k` species with calibrated probabilities for each image ('unknown species' below the run's threshold)."
-    df = predict_images(model, images, k=k)
+    df = predict_images(model, images, k=k, trust_pickle=trust_pickle)
     for img,g in df.groupby('image', sort=False):
         print(img + ('' if g.known.iloc[0] else '  -> unknown species (no species is confident enough); best guesses:'))
         print('\n'.join(f"  {r.rank}. {r.species:<30} {r.probability:6.1%}" for r in g.itertuples()))
@@ -155,14 +167,16 @@ def predict(
     return df
 
 def evaluate_cmd(
-    run:str,                # run folder (model.pkl, manifest.csv)
+    run:str,                # run folder (model.pth, config.json, manifest.csv)
     test:str=None,          # labelled test data: folder per species, split tree or CSV (default: the run's test rows)
     out:str=None,           # new folder for the results (default RUN/eval-<time>)
     findings:str=None,      # audit findings CSV (`birdlab audit`), shown beside the mistakes
     precision:float=0.95,   # target precision when fitting the rejection threshold (first evaluation only)
+    trust_pickle:store_true=False, # load the run's model.pkl: RUNS CODE from the file, only for runs you made
 ):
     "Evaluate a run on test data: metrics, calibration, Grad-CAM on mistakes, and a self-contained report.html."
-    res = evaluate_run(run, test=test, out=out, findings=findings, precision=precision)
+    from birdlab.interpret import evaluate_run
+    res = evaluate_run(run, test=test, out=out, findings=findings, precision=precision, trust_pickle=trust_pickle)
     m = res['metrics']
     _print_eval(res)
     print(f"\nTest accuracy {m['test_accuracy']:.1%} (top-5 {m['test_top5_accuracy']:.1%}, balanced {m['test_balanced_accuracy']:.1%}, "
@@ -170,13 +184,14 @@ def evaluate_cmd(
     return res
 
 def export_cmd(
-    run:str,                # run folder (model.pkl, manifest.csv, calibration.json)
+    run:str,                # run folder (model.pth, config.json, manifest.csv, calibration.json)
     out:str=None,           # new folder for the exported files (default RUN/export)
     no_int8:store_true=False, # skip the int8 model
+    trust_pickle:store_true=False, # load the run's model.pkl: RUNS CODE from the file, only for runs you made
 ):
     "Export a run to ONNX and int8 ONNX with model cards, checked against PyTorch on the test photos."
     from birdlab.export import export_run
-    res = export_run(run, out=out, int8=not no_int8)
+    res = export_run(run, out=out, int8=not no_int8, trust_pickle=trust_pickle)
     rep = res['report']
     print(f"{'model':<12} {'MB':>6} {'test acc':>9} {'max |dp|':>9} {'top-1 agree':>12}")
     print(f"{'pytorch':<12} {rep['mb'].get('model.pth', float('nan')):>6.2f} {rep['pytorch']['test_accuracy']:>9.1%}")
@@ -191,11 +206,13 @@ def serve_cmd(
     port:int=8000,          # port
     max_mb:float=10,        # largest upload, in MB
     threads:int=1,          # onnxruntime threads per request (0: all cores; 1 serves most requests/s)
+    max_decodes:int=2,      # photos decoded at once (bounds memory: each up to 40 MP x 4 bytes)
+    body_timeout:float=30,  # seconds a client may take to send its photo (408 beyond)
 ):
     "Serve the model over HTTP: POST /predict, GET /species, GET /health, and a web page at /."
-    import uvicorn
+    import uvicorn   # only the service's modules: no PyTorch, no fastai
     from birdlab.serve import create_app
-    app = create_app(model, max_bytes=int(max_mb*2**20), threads=threads)
+    app = create_app(model, max_bytes=int(max_mb*2**20), threads=threads, max_decodes=max_decodes, body_timeout=body_timeout)
     print(f"birdlab serve: {app.state.predictor} on http://{host}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level='warning')
 
@@ -287,6 +304,7 @@ def quarantine_cmd(
     issues:str=None,      # comma-separated issues to act on (default: all)
 ):
     "Move the files behind audit findings into DATA/_quarantine/<issue>/, logging each move."
+    import pandas as pd
     from birdlab.audit import quarantine
     f = pd.read_csv(findings, keep_default_na=False)
     moved = quarantine(f, data, issues=issues.split(',') if issues else None)
@@ -344,10 +362,14 @@ def main(argv:list|None=None):
         for n,f in COMMANDS.items(): print(f"  {n:<8} {f.__doc__}")
         return 0 if not argv or argv[0] in ('-h','--help') else 2
     old, sys.argv = sys.argv, [f'birdlab {argv[0]}'] + argv[1:]
+    if threading.current_thread() is threading.main_thread():   # a scheduler's SIGTERM stops a run as Ctrl-C does
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         pargs,kwargs,_ = parse_cli(COMMANDS[argv[0]])
         COMMANDS[argv[0]](*pargs, **kwargs)
     except _USER_ERRORS as e:
         print(f"birdlab {argv[0]}: error: {e}", file=sys.stderr); return 2
+    except KeyboardInterrupt as e:   # Ctrl-C, or SIGTERM (below): say what was left behind, no traceback
+        print(f"birdlab {argv[0]}: interrupted" + (f". {e}" if str(e) else ''), file=sys.stderr); return 130
     finally: sys.argv = old
     return 0

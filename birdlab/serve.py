@@ -6,28 +6,58 @@ Docs: https://birdlab.github.io/birdlab/serve.html.md"""
 
 # %% ../nbs/13_serve.ipynb #26d3c795
 from __future__ import annotations
+import asyncio, ctypes, html
 from pathlib import Path
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Query
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, HTMLResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from .inference import Predictor, ImageError, ImageTooLarge, MAX_PIXELS
 
 # %% auto #0
-__all__ = ['PAGE', 'create_app']
+__all__ = ['PAGE', 'Error', 'Species', 'Prediction', 'return_memory_to_os', 'create_app']
 
-# %% ../nbs/13_serve.ipynb #e0cb625a
+# %% ../nbs/13_serve.ipynb #29ea39df
+class Error(BaseModel):
+    "Every error the service answers: a message for people and a code for programs."
+    detail:str
+    code:str
+
+class Species(BaseModel):
+    species:str
+    probability:float
+
+class Prediction(BaseModel):
+    "The answer of `POST /predict`."
+    species:str                   # the best species, or 'unknown' below the model's threshold
+    probability:float             # its calibrated probability
+    unknown:bool                  # True when no species is confident enough
+    top_k:list[Species]           # the `k` most likely species, best first
+    probabilities:dict[str,float] # every species the model knows
+    model:str                     # file name and sha256 prefix of the model that answered
+
 def _error(status:int, code:str, detail:str)->JSONResponse:
     return JSONResponse({'detail':detail, 'code':code}, status_code=status)
 
-async def _read_capped(request:Request, max_bytes:int)->bytes|None:
-    "The request body, or None as soon as it exceeds `max_bytes`."
+_ERRORS = {400:'Empty request', 408:'The body took longer than the timeout', 413:'Too many bytes or pixels',
+           415:'Not an image', 422:'No file field, a broken image, or a bad parameter'}
+_BODY = {'requestBody': {'required': True, 'content': {
+    'multipart/form-data': {'schema': {'type':'object', 'required':['file'], 'properties': {'file': {'type':'string', 'format':'binary'}}}},
+    **{f'image/{t}': {'schema': {'type':'string', 'format':'binary'}} for t in ('jpeg', 'png', 'webp')}}}}
+
+# %% ../nbs/13_serve.ipynb #e0cb625a
+async def _read_capped(request:Request, max_bytes:int, timeout:float|None=None)->bytes|None:
+    "The request body, or None as soon as it exceeds `max_bytes`; `TimeoutError` if it takes more than `timeout` seconds."
     cl = request.headers.get('content-length')
     if cl and cl.isdigit() and int(cl) > max_bytes: return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes: return None
-    return bytes(body)
+    async def read():
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes: return None
+        return bytes(body)
+    return await asyncio.wait_for(read(), timeout)
 
 async def _image_bytes(request:Request, body:bytes)->bytes|JSONResponse:
     "The photo's bytes from a multipart `file` field or a raw body."
@@ -39,6 +69,11 @@ async def _image_bytes(request:Request, body:bytes)->bytes|JSONResponse:
     if f is None or isinstance(f, str):
         return _error(422, 'no_file', f"Send the photo in a multipart field named 'file' (got fields: {sorted(form.keys()) or 'none'}).")
     return await f.read()
+
+def return_memory_to_os():
+    "Make glibc give large freed blocks (decoded photos) back to the system at once, so a burst of big uploads does not stay resident."
+    try: ctypes.CDLL('libc.so.6').mallopt(-3, 1<<20)   # M_MMAP_THRESHOLD = 1 MB: fixed, instead of glibc's growing threshold
+    except (OSError, AttributeError): pass             # not glibc (macOS, musl, Windows): nothing to do
 
 # %% ../nbs/13_serve.ipynb #5cabfec5
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -82,12 +117,20 @@ def create_app(
     max_pixels:int=MAX_PIXELS, # largest image accepted, in pixels (413 beyond)
     k:int=5,                   # species in `top_k` unless the request asks `?k=`
     threads:int=1,             # onnxruntime threads per request; 0: all cores (best for one request at a time)
+    max_decodes:int=2,         # photos decoded at once (each up to `max_pixels` x 4 bytes): bounds peak memory
+    body_timeout:float=30.,    # seconds a client may take to send its photo (408 beyond)
 )->FastAPI:
     "The birdlab web service for `model`."
-    pred = model if isinstance(model, Predictor) else Predictor(model, threads=threads, max_pixels=max_pixels)
-    app = FastAPI(title='birdlab', description='Bird species from a photo', version=pred.card.get('versions', {}).get('birdlab', ''))
+    pred = model if isinstance(model, Predictor) else Predictor(model, threads=threads, max_pixels=max_pixels, max_decodes=max_decodes)
+    return_memory_to_os()
+    app = FastAPI(title='birdlab', description='Bird species from a photo. Errors answer `{"detail": ..., "code": ...}`.',
+                  version=str(pred.card.get('versions', {}).get('birdlab', '')))
     app.state.predictor = pred
-    page = PAGE.replace('__MODEL__', pred.model_id).replace('__N__', str(len(pred.classes)))
+    page = PAGE.replace('__MODEL__', html.escape(pred.model_id)).replace('__N__', str(len(pred.classes)))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc):
+        return _error(422, 'invalid_parameter', '; '.join(f"{'.'.join(map(str, e['loc'][1:])) or e['loc'][0]}: {e['msg']}" for e in exc.errors()))
 
     @app.get('/', response_class=HTMLResponse)
     def index(): return page
@@ -98,14 +141,17 @@ def create_app(
     @app.get('/species')
     def species(): return {'species':pred.classes, 'model':pred.model_id, 'threshold':pred.threshold}
 
-    @app.post('/predict')
-    async def predict(request:Request, k:int=k):
-        body = await _read_capped(request, max_bytes)
+    @app.post('/predict', response_model=Prediction, openapi_extra=_BODY,
+              responses={s:{'model':Error, 'description':d} for s,d in _ERRORS.items()})
+    async def predict(request:Request, k:int=Query(k, ge=1, description='species to list in top_k (more than the model knows: all)')):
+        "Classify the photo sent as multipart field `file` or as the raw body."
+        try: body = await _read_capped(request, max_bytes, body_timeout)
+        except (asyncio.TimeoutError, TimeoutError): return _error(408, 'timeout', f"The photo took more than {body_timeout:g} s to arrive: send it again.")
         if body is None: return _error(413, 'too_large', f"Upload larger than {max_bytes:,} bytes: send a smaller photo.")
         data = await _image_bytes(request, body)
         if isinstance(data, JSONResponse): return data
         if not data: return _error(400, 'empty', "Empty request: send a photo as the multipart field 'file' or as the request body.")
-        try: return await run_in_threadpool(pred.predict, data, max(1, min(k, len(pred.classes))))
+        try: return await run_in_threadpool(pred.predict, data, k)
         except ImageTooLarge as e: return _error(413, 'too_many_pixels', str(e))
         except ImageError as e: return _error(415 if str(e).startswith('Not an image') else 422,
                                               'not_an_image' if str(e).startswith('Not an image') else 'broken_image', str(e))
