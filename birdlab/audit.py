@@ -6,14 +6,14 @@ Docs: https://birdlab.github.io/birdlab/audit.html.md"""
 
 # %% ../nbs/03b_audit.ipynb #cebb366c
 from __future__ import annotations
-import hashlib, io, base64, html, shutil, time
+import hashlib, io, base64, html, re, shutil, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
 import imagehash
 import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
-from .core import atomic_write, IMG_EXTS
+from .core import atomic_write, IMG_EXTS, upright_rgb
 from .split import read_data, split_stratified, write_manifest, inspect_image, SPLITS
 
 # %% auto #0
@@ -28,7 +28,7 @@ def sharpness(im:Image.Image)->float:
 
 def _hashes(fn)->dict:
     with Image.open(fn) as im:
-        rgb = im.convert('RGB')
+        rgb = upright_rgb(im)   # 16-bit and float images rescaled, as training sees them
         return dict(sha256=hashlib.sha256(Path(fn).read_bytes()).hexdigest(), phash=str(imagehash.phash(rgb)),
                     sharpness=sharpness(rgb), brightness=float(np.asarray(rgb.convert('L')).mean()/255))
 
@@ -128,7 +128,7 @@ def summary(findings:pd.DataFrame)->pd.DataFrame:
 
 def _thumb(path, sz=128)->Image.Image|None:
     try:
-        with Image.open(path) as im: im = im.convert('RGB'); im.thumbnail((sz, sz)); return im
+        with Image.open(path) as im: im = upright_rgb(im); im.thumbnail((sz, sz)); return im
     except Exception: return None
 
 def plot_issue(findings:pd.DataFrame, issue:str, max_n:int=12, ncols:int=6)->plt.Figure:
@@ -174,6 +174,19 @@ def _qlog(root)->pd.DataFrame:
 def _size(p)->tuple:
     with Image.open(p) as im: return im.size
 
+def _inside(p:Path, folder:Path, what:str)->Path:
+    "`p` resolved (links followed), refusing anything outside `folder`: paths read from a CSV may not escape the data folder."
+    r = p.resolve()
+    if not r.is_relative_to(folder.resolve()): raise ValueError(
+        f"Refusing {what} {str(p)!r}: it resolves to {str(r)!r}, outside {str(folder)!r}. The CSV was edited or is not from this data folder.")
+    return r
+
+def _check_issue(iss:str)->str:
+    "An issue name safe to use as a folder name under `_quarantine/`."
+    if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_-]*', str(iss)): raise ValueError(
+        f"Issue {iss!r} in the findings is not a plain name (letters, digits, _ and -): the findings CSV was edited or is not from `birdlab audit`.")
+    return iss
+
 def quarantine(
     findings:pd.DataFrame, # from `audit`
     root:str|Path,         # the data folder the paths are under
@@ -181,12 +194,13 @@ def quarantine(
     keep_one:bool=True,    # leave one member of each duplicate group in place
 )->pd.DataFrame:           # the moves made (src, dst, issue, time)
     "Move the files behind `findings` into `root/_quarantine/<issue>/...`, logging each move."
-    root = Path(root).resolve()
+    root = Path(root).resolve(); qdir = root/'_quarantine'
     f = findings[findings.path!='']
     if issues is not None: f = f[f.issue.isin(list(issues))]
+    for iss in set(f.issue): _check_issue(iss)
     dup = f.issue.isin(['exact_duplicate','near_duplicate','cross_label','leakage'])
-    if keep_one and dup.any():
-        g = findings[findings.group>=0].drop_duplicates('path')
+    if keep_one and dup.any():   # of each group, keep the largest member still in place (an earlier quarantine may have moved some)
+        g = findings[(findings.group>=0) & findings.path.map(lambda p: Path(p).is_file())].drop_duplicates('path')
         area = g.path.map(lambda p: np.prod(_size(p)))
         order = g.split.map({'train':0,'valid':1,'test':2}).fillna(3)
         keep = set(g.assign(a=-area, o=order).sort_values(['a','o','path']).groupby('group').path.first())
@@ -197,8 +211,8 @@ def quarantine(
         src = Path(r.path).resolve()
         try: rel = src.relative_to(root)
         except ValueError: raise ValueError(f"{str(src)!r} is not under {str(root)!r}: pass the data folder the audit ran on.")
-        if not src.exists(): continue
-        dst = root/'_quarantine'/r.issue/rel
+        if not src.exists() or rel.parts[0]=='_quarantine': continue   # moved already (by an earlier, staged quarantine)
+        dst = _inside(qdir/r.issue/rel, qdir, 'to move a file to')
         if dst.exists(): raise FileExistsError(f"{str(dst)!r} already exists in the quarantine; restore or move it first.")
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(src), str(dst))
@@ -211,14 +225,18 @@ def restore(
     issues:list|None=None, # restore only these issues; default all
 )->pd.DataFrame:           # the moves undone
     "Move quarantined files back where they came from."
-    root = Path(root).resolve(); log = _qlog(root)
+    root = Path(root).resolve(); qdir = root/'_quarantine'; log = _qlog(root)
     todo = log if issues is None else log[log.issue.isin(list(issues))]
+    moves = [(_inside(root/r.dst, qdir, 'to restore'), _inside(root/r.src, root, 'to restore to')) for r in todo.itertuples()]  # all checked first
+    for _,dst in moves:
+        if dst.is_relative_to(qdir.resolve()): raise ValueError(f"Refusing to restore into the quarantine itself ({str(dst)!r}): the log was edited.")
     done = []
-    for r in todo.itertuples():
-        src, dst = root/r.dst, root/r.src
+    for r,(src,dst) in zip(todo.itertuples(), moves):
+        if not src.exists() and dst.exists(): done.append(r.Index); continue   # put back by hand already
         if dst.exists(): raise FileExistsError(f"Cannot restore {r.src!r}: a file is already there. Move it away first.")
         dst.parent.mkdir(parents=True, exist_ok=True); shutil.move(str(src), str(dst)); done.append(r.Index)
         atomic_write(root/'_quarantine'/'log.csv', log.drop(index=done).to_csv(index=False))
+    if done: atomic_write(root/'_quarantine'/'log.csv', log.drop(index=done).to_csv(index=False))
     return todo
 
 # %% ../nbs/03b_audit.ipynb #72f75545
@@ -233,7 +251,7 @@ def split(
     "Stratified split that never puts two members of a duplicate group (or `group_col` value) in different splits."
     df = read_data(src).reset_index(drop=True)
     if findings is None: findings = audit(df)
-    bad = set(findings.path[findings.issue.isin(['unreadable','truncated'])])
+    bad = set(findings.path[findings.issue.isin(['unreadable','truncated','unsupported'])])
     df = df[~df.path.isin(bad)].reset_index(drop=True)
     gmap = findings[findings.group>=0].drop_duplicates('path').set_index('path').group
     groups = [f'dup{gmap[p]}' if p in gmap.index else (f'col:{df.at[i, group_col]}' if group_col else f'item{i}') for i,p in enumerate(df.path)]
