@@ -1,4 +1,4 @@
-import shutil, subprocess, sys
+import contextlib, shutil, socket, subprocess, sys, time
 from pathlib import Path
 import pytest
 
@@ -17,6 +17,15 @@ def demo_run(tmp_path_factory):
     return out, r
 
 @pytest.fixture(scope='session')
+def exported(demo_run, tmp_path_factory):
+    out, r = demo_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    exp = tmp_path_factory.mktemp('export')/'exp'
+    r = run('birdlab', 'export', out, '--out', exp)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return exp, r
+
+@pytest.fixture(scope='session')
 def browser():
     "One headless Chromium (Debian's chromium and chromedriver) for the tests that need a real browser."
     from selenium import webdriver
@@ -28,3 +37,24 @@ def browser():
     drv = webdriver.Chrome(service=Service(shutil.which('chromedriver')), options=opts)
     yield drv
     drv.quit()
+
+def free_port():
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@contextlib.contextmanager
+def serving(model, *args):
+    "A real `birdlab serve MODEL ARGS` on 127.0.0.1 until the block ends; yields (url, process)."
+    import requests
+    port = free_port()
+    p = subprocess.Popen(['birdlab', 'serve', str(model), '--host', '127.0.0.1', '--port', str(port), *map(str, args)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f'http://127.0.0.1:{port}'
+    try:
+        for _ in range(120):
+            try:
+                if requests.get(url+'/health', timeout=1).ok: break
+            except requests.ConnectionError: time.sleep(0.5)
+            assert p.poll() is None, p.stdout.read()
+        else: pytest.fail('server did not start')
+        yield url, p
+    finally: p.terminate(); p.wait(10)

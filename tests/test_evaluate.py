@@ -36,7 +36,7 @@ def test_evaluate_cli_on_new_test_data(demo_run, tmp_path):
 def test_evaluate_errors(demo_run, tmp_path):
     out, _ = demo_run
     r = run('birdlab', 'evaluate', tmp_path/'nothing')
-    assert r.returncode == 2 and 'No model.pkl' in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode == 2 and 'No config.json' in r.stderr and 'Traceback' not in r.stderr
     odd = tmp_path/'odd'/'NOT A SPECIES OF THE MODEL'; odd.mkdir(parents=True)
     odd.joinpath('1.jpg').write_bytes((SAMPLE/'OSTRICH'/'1.jpg').read_bytes())
     r = run('birdlab', 'evaluate', out, '--test', odd.parent)

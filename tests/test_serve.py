@@ -3,35 +3,11 @@ import io, json, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, requests
 from PIL import Image
-from conftest import run, SAMPLE
-
-@pytest.fixture(scope='session')
-def exported(demo_run, tmp_path_factory):
-    out, r = demo_run
-    assert r.returncode == 0, r.stderr[-3000:]
-    exp = tmp_path_factory.mktemp('export')/'exp'
-    r = run('birdlab', 'export', out, '--out', exp)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return exp, r
-
-def _free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+from conftest import run, serving, SAMPLE
 
 @pytest.fixture(scope='module')
 def server(exported):
-    exp,_ = exported
-    port = _free_port()
-    p = subprocess.Popen(['birdlab', 'serve', str(exp), '--host', '127.0.0.1', '--port', str(port), '--max-mb', '2'],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f'http://127.0.0.1:{port}'
-    for _ in range(120):
-        try:
-            if requests.get(url+'/health', timeout=1).ok: break
-        except requests.ConnectionError: time.sleep(0.5)
-        assert p.poll() is None, p.stdout.read()
-    else: pytest.fail('server did not start')
-    yield url
-    p.terminate(); p.wait(10)
+    with serving(exported[0], '--max-mb', '2') as (url, _): yield url
 
 def test_export_files_cards_and_parity(exported):
     exp, r = exported
@@ -47,7 +23,7 @@ def test_export_files_cards_and_parity(exported):
         assert pred.classes == card['classes'] and len(card['classes']) == 30
         assert card['input']['size'] == 128 and card['temperature'] > 0 and 'test_accuracy' in card['metrics']
     r = run('birdlab', 'export', exp.parent/'nothing')
-    assert r.returncode == 2 and 'No model.pkl' in r.stderr
+    assert r.returncode == 2 and 'No config.json' in r.stderr
 
 def test_endpoints(server, exported):
     from birdlab.inference import Predictor
