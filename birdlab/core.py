@@ -22,7 +22,7 @@ warnings.filterwarnings('ignore', message='.*torch.jit.script.*is deprecated')
 # %% ../nbs/00_core.ipynb #3d0890f1
 def default_device(
     cpu:bool=False, # force the CPU even when an accelerator is present
-)->torch.device:
+):                  # a `torch.device`
     "The best device here: CUDA > MPS > CPU (or the CPU when `cpu`)."
     import torch
     if cpu: return torch.device('cpu')
