@@ -1,14 +1,15 @@
 """Plant wrong labels and off-topic photos into a copy of a real data set, audit it, and train before vs after cleaning.
 
-    python bench/label_noise.py [--data ../shared/data/cub25] [--flip 0.05] [--size 128] [--epochs 4] [--no-train]
+    python bench/label_noise.py [--data ../shared/data/cub25] [--flip 0.05] [--seeds 0,1,2] [--size 128] [--epochs 4] [--no-train]
 
 1. Plants problems in a table over the data (the photos are not copied; off-topic photos are written
    to a temporary folder): `--flip` of the photos get another species' label; off-topic photos are the
    two photos that ship with scikit-learn, crops of them, and drawings and text rendered with Pillow,
    each under a random species.
 2. Runs `birdlab.clean.find_noise` and prints, per kind, how many were planted, found, and the
-   precision and recall at the default thresholds, with the findings on clean photos counted as false.
-3. Unless `--no-train`: trains the same recipe (Lite0, `--size`, `--epochs`) on the dirty set and on
+   precision and recall at the default thresholds, with the findings on clean photos counted as false;
+   once per planting seed in `--seeds` (different flipped photos), then the mean.
+3. Unless `--no-train`, on the first seed: trains the same recipe (Lite0, `--size`, `--epochs`) on the dirty set and on
    the set with the findings quarantined (dropped from the table), on one split, and prints the test
    accuracy of each on the same clean test photos.
 """
@@ -76,24 +77,30 @@ if __name__=='__main__':
     ap.add_argument('--data', default=str(Path(__file__).resolve().parent.parent.parent/'shared'/'data'/'cub25'))
     ap.add_argument('--flip', type=float, default=0.05); ap.add_argument('--off', type=int, default=40)
     ap.add_argument('--size', type=int, default=128); ap.add_argument('--epochs', type=int, default=4)
-    ap.add_argument('--no-train', action='store_true'); ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--no-train', action='store_true'); ap.add_argument('--seeds', default='0,1,2')
     a = ap.parse_args()
     from birdlab.split import read_folder, split_table
     from birdlab.clean import find_noise
     import birdlab
-    t0 = time.time()
-    tmp = Path(tempfile.mkdtemp())
-    df = plant(read_folder(a.data), a.flip, a.off, tmp, a.seed)
-    found = find_noise(df)
-    t1 = time.time()-t0
     print(f"device: {'CUDA '+torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU, '+str(os.cpu_count())+' cores, '+platform.machine()}; "
           f"birdlab {birdlab.__version__}, torch {torch.__version__}")
-    print(f"\n1. {a.data}: {len(df)} photos, {a.flip:.0%} labels flipped, {a.off} off-topic photos added; find_noise took {t1:.0f} s")
-    print(scores(df, found).to_string(index=False, float_format=lambda x: f'{x:.1%}'))
+    seeds = [int(s) for s in a.seeds.split(',')]
+    t0 = time.time(); tabs = []
+    for seed in seeds:
+        ts = time.time()
+        d = plant(read_folder(a.data), a.flip, a.off, Path(tempfile.mkdtemp()), seed)
+        f = find_noise(d)
+        tabs.append(scores(d, f).assign(seed=seed))
+        print(f"\n1. {a.data}: {len(d)} photos, {a.flip:.0%} labels flipped, {a.off} off-topic photos added (seed {seed}); find_noise took {time.time()-ts:.0f} s")
+        print(tabs[-1].drop(columns='seed').to_string(index=False, float_format=lambda x: f'{x:.1%}'))
+        if seed == seeds[0]: df, found = d, f
+    allt = pd.concat(tabs)
+    print(f"\nMean over seeds {a.seeds}:"); print(allt.groupby('kind', sort=False)[['found','correct','precision','recall']].mean().to_string(float_format=lambda x: f'{x:.2f}'))
+    a.seed = seeds[0]
     if a.no_train: sys.exit()
     # one split for both; the test photos are clean (true labels, no off-topic), so both models are judged alike
     sp = split_table(df[df.planted!='off_topic'].assign(label=lambda d: d.true_label).drop(columns=['true_label','planted']), seed=a.seed)
-    df = df.merge(sp[['path','split']], on='path', how='left').fillna({'split':'train'})
+    df = df.drop(columns='split').merge(sp[['path','split']], on='path', how='left').fillna({'split':'train'})
     test = df[df.split=='test'].assign(label=lambda d: d.true_label)
     dirty = pd.concat([df[df.split!='test'], test])[['path','label','split']]
     bad = set(found.path)

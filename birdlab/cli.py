@@ -1,4 +1,4 @@
-"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `export`, `serve`, `compare`, `ensemble`, `distill`, `audit`, `split`, `quarantine`, `restore`, `scrape`.
+"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `export`, `serve`, `compare`, `ensemble`, `distill`, `audit`, `split`, `quarantine`, `restore`, `review`, `scrape`.
 
 Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
@@ -6,8 +6,8 @@ Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
 # %% auto #0
 __all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evaluate_cmd', 'export_cmd', 'serve_cmd', 'compare_cmd',
-           'ensemble_cmd', 'distill_cmd', 'audit_cmd', 'quarantine_cmd', 'restore_cmd', 'split_cmd', 'scrape_cmd',
-           'main']
+           'ensemble_cmd', 'distill_cmd', 'audit_cmd', 'review_cmd', 'quarantine_cmd', 'restore_cmd', 'split_cmd',
+           'scrape_cmd', 'main']
 
 # %% ../nbs/14_cli.ipynb #6ea7d382
 import sys, time, json, signal, threading   # no `from __future__ import annotations`: `delegates` + `parse_cli` need real annotations
@@ -289,14 +289,32 @@ def audit_cmd(
     csv:str=None,         # findings CSV (default: beside the report, audit_findings.csv)
     near_dist:int=6,      # pHash bits that may differ between near duplicates
     min_per_class:int=3,  # fewest usable images a class may have
+    model:str=None,       # also find likely wrong labels and off-topic photos with this pretrained network (e.g. efficientnet_lite0)
+    review:str=None,      # also write a review sheet CSV here (and Label Studio tasks beside it, .json)
 ):
-    "Find broken, odd, blurry, duplicate and leaking images; write a findings CSV and an HTML report."
+    "Find broken, odd, blurry, duplicate and leaking images (and with --model, wrong labels and off-topic photos); write a findings CSV and an HTML report."
+    import pandas as pd
     from birdlab.audit import audit, report_html, summary
     f = audit(data, near_dist=near_dist, min_per_class=min_per_class)
+    if model:
+        from birdlab.clean import find_noise, review_queue, label_studio_tasks
+        noise = find_noise(data, arch=model)
+        f = pd.concat([f.assign(suggested=''), noise], ignore_index=True)
+        if review: review_queue(noise, review); label_studio_tasks(noise, Path(review).with_suffix('.json'))
     csv = csv or str(Path(out).with_name('audit_findings.csv'))
     atomic_write(csv, f.to_csv(index=False)); report_html(f, out, title=f'birdlab audit: {data}')
     print(summary(f).to_string() if len(f) else 'No problems found.')
-    print(f"\n{len(f)} findings -> {csv}\nReport -> {out}")
+    print(f"\n{len(f)} findings -> {csv}\nReport -> {out}" + (f"\nReview sheet -> {review} (Label Studio tasks: {Path(review).with_suffix('.json')})" if model and review else ''))
+
+def review_cmd(
+    data:str,             # the data folder the findings came from
+    decisions:str='review.csv', # the filled-in review sheet (decision: keep, relabel, drop), or a Label Studio JSON export
+    manifest:str='manifest.csv', # manifest CSV to write, with the new labels (train on it with --data)
+):
+    "Apply reviewed decisions: dropped photos go to the quarantine, relabelled ones get their label in a new manifest."
+    from birdlab.clean import apply_review
+    df = apply_review(decisions, data, manifest)
+    print(f"{len(df)} photos, {df.label.nunique()} species -> {manifest}; dropped photos are in {Path(data)/'_quarantine'/'review_drop'} (`birdlab restore` puts them back).")
 
 def quarantine_cmd(
     data:str,             # the data folder the audit ran on
@@ -351,7 +369,7 @@ def scrape_cmd(
 # %% ../nbs/14_cli.ipynb #fba44306
 COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'export':export_cmd, 'serve':serve_cmd,
             'compare':compare_cmd, 'ensemble':ensemble_cmd, 'distill':distill_cmd, 'audit':audit_cmd, 'split':split_cmd,
-            'quarantine':quarantine_cmd, 'restore':restore_cmd, 'scrape':scrape_cmd}
+            'quarantine':quarantine_cmd, 'restore':restore_cmd, 'review':review_cmd, 'scrape':scrape_cmd}
 _USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError, ChildProcessError)
 
 def main(argv:list|None=None):

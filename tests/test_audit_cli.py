@@ -47,3 +47,28 @@ def test_audit_quarantine_restore_split(tmp_path):
     r = run('birdlab', 'restore', root)
     assert r.returncode == 0 and 'Restored 2' in r.stdout
     assert _state(root) == before
+
+def test_audit_with_model_and_review(tmp_path):
+    "`birdlab audit --model` finds a photo filed under the wrong species and an off-topic one; `birdlab review` applies decisions."
+    from sklearn.datasets import load_sample_images
+    root = tmp_path/'birds'; shutil.copytree(SAMPLE, root)
+    moved = {'ALBATROSS': 'PEACOCK', 'BLACK SWAN': 'OSTRICH', 'GREAT GRAY OWL': 'BALD EAGLE'}   # three photos filed under a wrong species
+    for sp,wrong in moved.items(): shutil.move(root/sp/'1.jpg', root/wrong/f'{sp}.jpg')
+    Image.fromarray(load_sample_images().images[0]).save(root/'LIMPKIN'/'temple.jpg')  # no bird at all
+    rep, csv, review = tmp_path/'report.html', tmp_path/'findings.csv', tmp_path/'review.csv'
+    r = run('birdlab', 'audit', root, '--out', rep, '--csv', csv, '--model', 'efficientnet_lite0', '--review', review)
+    assert r.returncode == 0, r.stderr[-3000:]
+    f = pd.read_csv(csv, keep_default_na=False)
+    off, lab = f[f.issue=='off_topic'], f[f.issue=='label_issue'].set_index(f[f.issue=='label_issue'].path.map(lambda p: Path(p).name))
+    assert 'temple.jpg' in set(off.path.map(lambda p: Path(p).name))
+    for sp in moved: assert lab.loc[f'{sp}.jpg', 'suggested'] == sp   # found, with the right species suggested
+    assert 'label_issue' in rep.read_text() and review.with_suffix('.json').exists()
+    q = pd.read_csv(review, keep_default_na=False)
+    q['decision'] = ['drop' if p.endswith('temple.jpg') else 'relabel' if p.endswith('ALBATROSS.jpg') else 'keep' for p in q.path]
+    q.to_csv(review, index=False)
+    r = run('birdlab', 'review', root, '--decisions', review, '--manifest', tmp_path/'manifest.csv')
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = pd.read_csv(tmp_path/'manifest.csv')
+    assert m.set_index(m.path.map(lambda p: Path(p).name)).loc['ALBATROSS.jpg', 'label'] == 'ALBATROSS'
+    assert not m.path.str.endswith('temple.jpg').any() and (root/'_quarantine'/'review_drop'/'LIMPKIN'/'temple.jpg').exists()
+    assert (root/'PEACOCK'/'ALBATROSS.jpg').exists()   # relabelled in the manifest; the file stays where it was
