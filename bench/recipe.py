@@ -1,0 +1,88 @@
+"""Does birdlab's default recipe beat the plain fastai notebook a user would otherwise write? One run, same splits.
+
+    python bench/recipe.py [--data ../shared/data/cub25] [--seeds 1,2,3] [--size 224] [--epochs 8]
+                           [--candidate "lr=8e-3 aug=strong"] [--candidate ...] [--cpu]
+
+For each split seed, the data is split once (70/15/15, stratified) and every recipe trains on that split:
+(a) **plain fastai**, as the fastai docs teach: a DataBlock with a `Resize(size)` item transform and
+    `aug_transforms()`, the same offline EfficientNet-Lite0 ImageNet weights (normalised as they
+    expect), cross-entropy, accuracy, `fine_tune(epochs, 2e-3)`, nothing else;
+(b) **birdlab train**, its defaults (only `size`, `epochs` and the split are set);
+(c) each `--candidate`: birdlab train with those options changed (space-separated `key=value`,
+    values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0`).
+Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test).
+Prints one table (per seed, and the mean) with the device, versions and wall time.
+"""
+import argparse, ast, os, platform, tempfile, time
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+
+def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->dict:
+    "The fastai docs' recipe on `table`'s train/valid rows; test accuracy on its test rows."
+    from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize, aug_transforms,
+                                   Normalize, Learner, CrossEntropyLossFlat, accuracy)
+    from birdlab.models import create_model, model_stats
+    from birdlab.learner import body_head_splitter
+    from birdlab.core import seed_everything
+    seed_everything(seed)
+    tv = table[table.split!='test'].assign(is_valid=lambda d: d.split=='valid').reset_index(drop=True)
+    model = create_model('efficientnet_lite0', n_out=table.label.nunique(), pretrained=True)
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=ColReader('path'), get_y=ColReader('label'),
+                       splitter=ColSplitter('is_valid'), item_tfms=Resize(size),
+                       batch_tfms=[*aug_transforms(size=size), Normalize.from_stats(*model_stats(model))])
+    dls = dblock.dataloaders(tv, bs=32, device=device, num_workers=0 if device.type=='cpu' else min(8, os.cpu_count()))
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy, splitter=body_head_splitter)
+    t0 = time.time(); learn.fine_tune(epochs, 2e-3)
+    te = table[table.split=='test'].reset_index(drop=True)
+    p,y = learn.get_preds(dl=dls.test_dl(te, with_labels=True))
+    return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0)
+
+def birdlab_train(table:pd.DataFrame, size:int, epochs:int, seed:int, cpu:bool, **kwargs)->dict:
+    "`birdlab.learner.train` on `table` (its own split column kept), test accuracy on the test rows."
+    from birdlab.learner import train
+    from birdlab.data import test_dl
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.time()
+        learn = train(table, size=size, epochs=kwargs.pop('epochs', epochs), seed=seed, cpu=cpu, out=Path(d)/'run', **kwargs)
+        secs = time.time()-t0
+        p,y = learn.get_preds(dl=test_dl(learn.dls))
+        va = learn.validate()[1]
+    return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(va), seconds=secs)
+
+def parse_candidate(s:str)->dict:
+    "`'lr=8e-3 aug=strong'` -> {'lr': 0.008, 'aug': 'strong'}"
+    out = {}
+    for kv in s.split():
+        k,_,v = kv.partition('=')
+        try: out[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError): out[k] = v
+    return out
+
+if __name__=='__main__':
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', default=str(Path(__file__).resolve().parent.parent.parent/'shared'/'data'/'cub25'))
+    ap.add_argument('--seeds', default='1,2,3'); ap.add_argument('--size', type=int, default=224); ap.add_argument('--epochs', type=int, default=8)
+    ap.add_argument('--candidate', action='append', default=[]); ap.add_argument('--cpu', action='store_true')
+    a = ap.parse_args()
+    import fastai, timm, birdlab
+    from birdlab.split import read_data, split_table
+    from birdlab.core import default_device
+    device = default_device(a.cpu)
+    recipes = {'(a) plain fastai': None, '(b) birdlab defaults': {}, **{f'(c) {c}': parse_candidate(c) for c in a.candidate}}
+    base = read_data(a.data).assign(split='')
+    rows, t0 = [], time.time()
+    for seed in [int(s) for s in a.seeds.split(',')]:
+        table = split_table(base, seed=seed)
+        for name,kw in recipes.items():
+            r = plain_fastai(table, a.size, a.epochs, seed, device) if kw is None else birdlab_train(table, a.size, a.epochs, seed, a.cpu, **kw)
+            rows.append(dict(recipe=name, seed=seed, **r)); print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    dev = f"CUDA {torch.cuda.get_device_name()}" if device.type=='cuda' else f"CPU, {os.cpu_count()} cores, {platform.machine()}"
+    print(f"\ndevice: {dev}; birdlab {birdlab.__version__}, fastai {fastai.__version__}, timm {timm.__version__}, torch {torch.__version__}")
+    print(f"data: {a.data} ({len(base)} photos, {base.label.nunique()} species); {a.size} px, {a.epochs} epochs; split seeds {a.seeds}; "
+          f"wall time {time.time()-t0:.0f} s")
+    tab = df.pivot(index='recipe', columns='seed', values='test_accuracy')
+    tab['mean'] = tab.mean(axis=1); tab['valid mean'] = df.groupby('recipe').valid_accuracy.mean(); tab['s/run'] = df.groupby('recipe').seconds.mean()
+    base_mean = tab.loc['(a) plain fastai', 'mean']
+    tab['vs plain (points)'] = (tab['mean'] - base_mean)*100
+    print(tab.loc[list(recipes)].to_string(float_format=lambda x: f'{x:.3f}'))
