@@ -10,7 +10,8 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
 (b) **birdlab train**, its defaults (only `size`, `epochs` and the split are set);
 (c) each `--candidate`: birdlab train with those options changed (space-separated `key=value`,
     values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0`).
-Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test).
+Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test);
+for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
 Prints one table (per seed, and the mean) with the device, versions and wall time.
 """
 import argparse, ast, os, platform, tempfile, time
@@ -46,8 +47,10 @@ def birdlab_train(table:pd.DataFrame, size:int, epochs:int, seed:int, cpu:bool, 
         learn = train(table, size=size, epochs=kwargs.pop('epochs', epochs), seed=seed, cpu=cpu, out=Path(d)/'run', **kwargs)
         secs = time.time()-t0
         p,y = learn.get_preds(dl=test_dl(learn.dls))
+        pt,_ = learn.tta(dl=test_dl(learn.dls))   # the same model, evaluated with test-time augmentation
         va = learn.validate()[1]
-    return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(va), seconds=secs)
+    return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(va), seconds=secs,
+                test_accuracy_tta=float((pt.argmax(1)==y).float().mean()))
 
 def parse_candidate(s:str)->dict:
     "`'lr=8e-3 aug=strong'` -> {'lr': 0.008, 'aug': 'strong'}"
@@ -85,4 +88,5 @@ if __name__=='__main__':
     tab['mean'] = tab.mean(axis=1); tab['valid mean'] = df.groupby('recipe').valid_accuracy.mean(); tab['s/run'] = df.groupby('recipe').seconds.mean()
     base_mean = tab.loc['(a) plain fastai', 'mean']
     tab['vs plain (points)'] = (tab['mean'] - base_mean)*100
+    tab['mean with TTA'] = df.groupby('recipe').test_accuracy_tta.mean()   # birdlab recipes: `birdlab evaluate --tta`
     print(tab.loc[list(recipes)].to_string(float_format=lambda x: f'{x:.3f}'))

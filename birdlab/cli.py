@@ -173,10 +173,11 @@ def evaluate_cmd(
     findings:str=None,      # audit findings CSV (`birdlab audit`), shown beside the mistakes
     precision:float=0.95,   # target precision when fitting the rejection threshold (first evaluation only)
     trust_pickle:store_true=False, # load the run's model.pkl: RUNS CODE from the file, only for runs you made
+    tta:store_true=False,   # test-time augmentation: average each photo over 4 augmented views and the plain one
 ):
     "Evaluate a run on test data: metrics, calibration, Grad-CAM on mistakes, and a self-contained report.html."
     from birdlab.interpret import evaluate_run
-    res = evaluate_run(run, test=test, out=out, findings=findings, precision=precision, trust_pickle=trust_pickle)
+    res = evaluate_run(run, test=test, out=out, findings=findings, precision=precision, trust_pickle=trust_pickle, tta=tta)
     m = res['metrics']
     _print_eval(res)
     print(f"\nTest accuracy {m['test_accuracy']:.1%} (top-5 {m['test_top5_accuracy']:.1%}, balanced {m['test_balanced_accuracy']:.1%}, "

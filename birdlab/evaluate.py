@@ -56,11 +56,12 @@ def check_labels(
 def get_preds(
     learn:Learner,            # a trained learner
     df:pd.DataFrame|None=None,# labelled rows (path, label); default the test rows of its loaders
+    tta:bool=False,           # average over test-time augmentation (fastai's `Learner.tta`: 4 augmented passes and the plain one)
 )->Preds:
-    "Predict `df` (default the held-out test rows) with `learn`'s validation transforms."
+    "Predict `df` (default the held-out test rows) with `learn`'s validation transforms (and its augmentation, with `tta`)."
     if df is not None: check_labels(df, learn.dls.vocab)
     dl = test_dl(learn.dls, df)
-    probs,targs = learn.get_preds(dl=dl)
+    probs,targs = learn.tta(dl=dl) if tta else learn.get_preds(dl=dl)
     table = getattr(learn.dls, 'table', None)
     n_train = table[table.split=='train'].label.value_counts().to_dict() if table is not None else None
     return Preds(probs, targs, learn.dls.vocab, paths=dl.items.path.tolist(), n_train=n_train)
@@ -286,10 +287,11 @@ def evaluate(
     df:pd.DataFrame|None=None,# rows to evaluate (learner only); default the test rows of its loaders
     cal:dict|None=None,       # calibration from `calibrate`, to report calibrated figures
     k:int=16,                 # top losses to keep
+    tta:bool=False,           # predict with test-time augmentation (learner only)
 )->dict:                      # metrics, per_class, confusion, most_confused, top_losses, needs_data, preds
     "Every test metric and table, from one pass of predictions."
-    p = get_preds(src, df) if isinstance(src, Learner) else src
-    m = classification_metrics(p)
+    p = get_preds(src, df, tta=tta) if isinstance(src, Learner) else src
+    m = {**classification_metrics(p), **({'tta':True} if tta else {})}
     if cal:
         q,known = apply_calibration(p.probs, cal)
         ok = (q.argmax(1)==p.targs)

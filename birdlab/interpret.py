@@ -207,13 +207,14 @@ def report_run(
     precision:float=0.95,    # target precision for the rejection threshold
     extra:dict|None=None,    # more entries for metrics.json
     title:str|None=None,     # report title
+    tta:bool=False,          # evaluate with test-time augmentation (the calibration stays fitted on plain predictions)
 )->dict:                     # the `evaluate` result, with the metrics written
     "Calibrate (if needed), evaluate, and write metrics, tables, plots and `report.html` to `out`."
     out = Path(out)
     if cal is None:
         cal = calibrate(get_preds(learn, valid) if valid is not None else learn, precision=precision)
         save_json(out/'calibration.json', cal)
-    res = evaluate(learn, df, cal=cal)
+    res = evaluate(learn, df, cal=cal, tta=tta)
     res['metrics'] = save_evaluation(res, out, extra=extra)
     hist = out/'history.csv' if (out/'history.csv').exists() else Path(learn.path)/'history.csv'
     report_html(res, learn, out/'report.html', findings=findings, history=hist, title=title or f'birdlab evaluation: {out}')
@@ -226,6 +227,7 @@ def evaluate_run(
     findings=None,         # audit findings CSV, to flag data problems beside mistakes
     precision:float=0.95,  # target precision when fitting the rejection threshold
     trust_pickle:bool=False, # load the run's `model.pkl` (runs code from the file: only for runs you made)
+    tta:bool=False,        # predict with test-time augmentation
 )->dict:                   # the `evaluate` result
     "Evaluate a saved run on test data and write the HTML report; fit and store its calibration if missing."
     learn,man,cal = load_run(run, trust_pickle=trust_pickle)
@@ -237,7 +239,7 @@ def evaluate_run(
         save_json(Path(run)/'calibration.json', cal)
     out = new_run_dir(out, prefix='eval', parent=run)
     t0 = time.time()
-    res = report_run(learn, out, df, cal=cal, findings=findings, title=f'birdlab evaluation: {Path(run).name}',
+    res = report_run(learn, out, df, cal=cal, findings=findings, title=f'birdlab evaluation: {Path(run).name}' + (' (TTA)' if tta else ''), tta=tta,
                      extra=dict(run=str(run), test=str(test) if test is not None else 'run manifest (test rows)'))
     res['out'] = out
     return res

@@ -54,3 +54,12 @@ def test_report_opens_in_browser(demo_run, browser, tmp_path):
     assert browser.find_element('css selector', '#top-losses img[alt="top losses"]')   # Grad-CAM grid of the mistakes
     rows = browser.find_elements('css selector', '#per-class tbody tr')
     assert len(rows) == 30
+
+def test_evaluate_with_tta(demo_run, tmp_path):
+    "`birdlab evaluate --tta` predicts with test-time augmentation and says so in metrics.json and the report."
+    out, _ = demo_run
+    r = run('birdlab', 'evaluate', out, '--tta', '--out', tmp_path/'tta')
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path/'tta'/'metrics.json').read_text())
+    assert m['tta'] is True and m['n_test'] == 30 and 0 < m['test_accuracy'] <= 1
+    assert '(TTA)' in (tmp_path/'tta'/'report.html').read_text()
