@@ -232,11 +232,11 @@ def restore(
         if dst.is_relative_to(qdir.resolve()): raise ValueError(f"Refusing to restore into the quarantine itself ({str(dst)!r}): the log was edited.")
     done = []
     for r,(src,dst) in zip(todo.itertuples(), moves):
-        if not src.exists() and dst.exists(): done.append(r.Index); continue   # put back by hand already
-        if dst.exists(): raise FileExistsError(f"Cannot restore {r.src!r}: a file is already there. Move it away first.")
-        dst.parent.mkdir(parents=True, exist_ok=True); shutil.move(str(src), str(dst)); done.append(r.Index)
+        if src.exists() or not dst.exists():   # else: put back by hand already, only the log line goes
+            if dst.exists(): raise FileExistsError(f"Cannot restore {r.src!r}: a file is already there. Move it away first.")
+            dst.parent.mkdir(parents=True, exist_ok=True); shutil.move(str(src), str(dst))
+        done.append(r.Index)
         atomic_write(root/'_quarantine'/'log.csv', log.drop(index=done).to_csv(index=False))
-    if done: atomic_write(root/'_quarantine'/'log.csv', log.drop(index=done).to_csv(index=False))
     return todo
 
 # %% ../nbs/03b_audit.ipynb #72f75545

@@ -185,7 +185,7 @@ class Predictor:
         return softmax((z - np.log(np.exp(z).sum(1, keepdims=True)))/self.temperature)
 
     def _result(self, p:np.ndarray, k:int)->dict:
-        top = np.argsort(-p)[:check_k(k, len(self.classes))]
+        top = np.argsort(-p)[:k]
         known = bool(p[top[0]] >= self.threshold)
         return dict(species=self.classes[top[0]] if known else UNKNOWN, probability=round(float(p[top[0]]), 6), unknown=not known,
                     top_k=[dict(species=self.classes[i], probability=round(float(p[i]), 6)) for i in top],
@@ -193,12 +193,12 @@ class Predictor:
 
     def predict(self, img, k:int=5)->dict:
         "Prediction for one image: species (or 'unknown'), probability, unknown, top_k (`k` of them, at most all), probabilities, model."
-        check_k(k, len(self.classes))
+        k = check_k(k, len(self.classes))
         return self._result(self.probs([img])[0], k)
 
     def predict_batch(self, imgs:list, k:int=5)->list:
         "`predict` for several images in one batch."
-        check_k(k, len(self.classes))
+        k = check_k(k, len(self.classes))
         return [self._result(p, k) for p in self.probs(imgs)]
 
     def __repr__(self): return f"Predictor({self.model_id}, {len(self.classes)} species, T={self.temperature:.3f}, threshold={self.threshold:.3f})"
