@@ -10,7 +10,7 @@ import hashlib, os
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import Normalize
-from .core import default_device, atomic_write
+from .core import default_device, atomic_write, cache_dir
 from .split import read_data
 from .data import inference_dls
 from .models import create_model, model_stats
@@ -22,10 +22,7 @@ __all__ = ['IMAGENET_BIRDS', 'NOT_A_BIRD', 'embed', 'oof_probs', 'label_issues',
 # %% ../nbs/05b_clean.ipynb #fc5b77c6
 IMAGENET_BIRDS = [*range(7, 25), *range(80, 101), *range(127, 147)]   # ImageNet-1k classes that are birds (cock ... albatross)
 
-def _cache_dir(cache)->Path|None:
-    if cache is False: return None
-    if cache not in (True, None): return Path(cache)
-    return Path(os.environ.get('BIRDLAB_CACHE', Path.home()/'.cache'/'birdlab'))/'features'
+def _cache_dir(cache)->Path|None: return None if cache is False else cache_dir('features', cache)
 
 def _key(fn, arch:str, size:int)->str: return f"{hashlib.md5(Path(fn).read_bytes()).hexdigest()}-{arch}-{size}.npy"
 
@@ -47,7 +44,7 @@ def embed(
     arch:str='efficientnet_lite0', # an ImageNet-pretrained architecture (see `birdlab.models`)
     size:int=224,                  # input size (centre crop)
     bs:int=32,                     # batch size
-    cache:bool|str|Path|None=None, # feature cache: True/None ($BIRDLAB_CACHE/features or ~/.cache/birdlab/features), a folder, or False
+    cache:bool|str|Path|None=None, # cache root (features go in its `features/`): None/True ($BIRDLAB_CACHE or ~/.cache/birdlab), a folder, or False
     device=None,                   # default `default_device()`
 )->tuple:                          # (features (n, d) float32, ImageNet bird probability (n,))
     "Embeddings of `paths` from the pretrained `arch`, and how much its ImageNet head sees a bird in each."

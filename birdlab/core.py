@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 # %% auto #0
 __all__ = ['IMG_EXTS', 'RUN_MARKER', 'default_device', 'seed_everything', 'repo_root', 'sample_path', 'atomic_write', 'save_json',
-           'new_run_dir', 'release_run_dir', 'ImageError', 'WeightsUnavailableError', 'upright_rgb']
+           'cache_dir', 'new_run_dir', 'release_run_dir', 'ImageError', 'WeightsUnavailableError', 'upright_rgb']
 
 # %% ../nbs/00_core.ipynb #d624b844
 import warnings
@@ -77,6 +77,15 @@ def atomic_write(
 def save_json(fn:str|Path, obj)->Path:
     "Write `obj` as indented JSON to `fn`, atomically."
     return atomic_write(fn, json.dumps(obj, indent=2, default=str)+'\n')
+
+# %% ../nbs/00_core.ipynb #39b21591
+def cache_dir(
+    sub:str,          # the kind of cache: 'arrays', 'presize', 'features'
+    cache=None,       # root folder; None or True: $BIRDLAB_CACHE, else ~/.cache/birdlab
+)->Path:
+    "The folder of birdlab's `sub` cache (not created)."
+    root = Path(cache) if cache not in (None, True) else Path(os.environ.get('BIRDLAB_CACHE') or Path.home()/'.cache'/'birdlab')
+    return root/sub
 
 # %% ../nbs/00_core.ipynb #e809c807
 RUN_MARKER = '.birdlab-run'

@@ -6,19 +6,25 @@ Docs: https://birdlab.github.io/birdlab/data.html.md"""
 
 # %% ../nbs/04_data.ipynb #0d7a2fd0
 from __future__ import annotations
-import hashlib, io, os, threading, warnings
+import hashlib, io, json, math, os, threading, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize,
-                               aug_transforms, DataLoaders, PILImage, TransformBlock, IntToFloatTensor, Transform)
-from .core import default_device, seed_everything, upright_rgb
+                               aug_transforms, DataLoaders, PILImage, TransformBlock, IntToFloatTensor, Transform,
+                               TfmdDL, TensorImage, TensorCategory)
+from fastai.data.load import _loaders
+from fastai.torch_core import to_device
+from fastprogress.fastprogress import progress_bar
+from fastcore.basics import patch
+from .core import default_device, seed_everything, upright_rgb, cache_dir, atomic_write
 from .distrib import world_size
 from .split import read_data, split_table, check_images, check_species
 
 # %% auto #0
-__all__ = ['AUG_PRESETS', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache', 'get_dls', 'test_dl', 'inference_dls']
+__all__ = ['AUG_PRESETS', 'LOADERS', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache', 'PhotoArray', 'ArrayDL',
+           'get_dls', 'test_dl', 'inference_dls']
 
 # %% ../nbs/04_data.ipynb #03db73a6
 AUG_PRESETS = {
@@ -55,18 +61,14 @@ class OpenUpright(Transform):
     def encodes(self, fn)->PILImageUpright: return PILImageUpright.create(fn)
 
 # %% ../nbs/04_data.ipynb #68fad287
-def _cache_dir(cache)->Path:
-    if cache not in (True, None, 'auto'): return Path(cache)
-    return Path(os.environ.get('BIRDLAB_CACHE', Path.home()/'.cache'/'birdlab'/'presize'))
-
 class PresizeCache(Transform):
     "Images decoded and presized once (fastai's validation `Resize`, as uint8 arrays on disk), keyed by file content and size."
     def __init__(self,
         presize:int,          # square side of the cached images
-        path:str|Path|None=None, # cache folder; default $BIRDLAB_CACHE or ~/.cache/birdlab/presize
+        path:str|Path|None=None, # the folder of cached photos; default `cache_dir('presize')`
     ):
         super().__init__()
-        self.presize, self.path = presize, _cache_dir(path)
+        self.presize, self.path = presize, Path(path) if path is not None else cache_dir('presize')
         self.input_types = (Path, str)   # what fastai's test_dl/predict accept
         self._resize = Resize(presize)
 
@@ -96,6 +98,183 @@ class PresizeCache(Transform):
         try: return PILImage.create(np.load(k))
         except (FileNotFoundError, ValueError, OSError): return PILImage.create(self.presized(fn))
 
+# %% ../nbs/04_data.ipynb #f69e974e
+_ARRAY_VERSION = 1
+
+def _ident(fn)->list:
+    "A photo file's identity, without reading it: resolved path, size, modification time."
+    p = Path(fn).resolve(); st = p.stat()
+    return [str(p), st.st_size, st.st_mtime_ns]
+
+def _slot(fn, ps:int, long:int, wide:bool)->tuple:
+    "Photo `fn` as an array row stores it: (pixels (ps, w, 3), w, stored on its side)."
+    im = PILImageUpright.create(fn)
+    if not wide: return np.asarray(Resize(ps)(im, split_idx=1)), ps, False   # fastai's validation Resize, exactly
+    w,h = im.size; s = ps/min(w, h)
+    a = np.asarray(im.resize((max(ps, round(w*s)), max(ps, round(h*s))), Image.BILINEAR))
+    side = h > w
+    if side: a = a.transpose(1, 0, 2)   # portrait: on its side, so every row is ps high
+    n = min(a.shape[1], long); x0 = (a.shape[1]-n)//2
+    return a[:ps, x0:x0+n], n, side
+
+# %% ../nbs/04_data.ipynb #7c6dbb4b
+class PhotoArray:
+    "Photos decoded and presized once into one memory-mapped uint8 file; batches are gathered from it by index."
+    def __init__(self,
+        meta:str|Path, # the array's description (JSON beside its `.u8` file), written last by `build`
+    ):
+        self.meta = Path(meta); m = json.loads(self.meta.read_text())
+        if m.get('version') != _ARRAY_VERSION: raise ValueError(f"{self.meta}: photo array version {m.get('version')}; this birdlab reads {_ARRAY_VERSION}.")
+        self.fn, self.presize, self.long, self.files = self.meta.with_suffix('.u8'), m['presize'], m['long'], m['files']
+        self.width, self.sideways = np.array(m['width'], np.int64), np.array(m['sideways'], bool)
+        self.shape = (len(self.files), self.presize, self.long, 3)
+        if self.fn.stat().st_size != math.prod(self.shape): raise ValueError(
+            f"{self.fn} holds {self.fn.stat().st_size:,} bytes, not the {math.prod(self.shape):,} its description says: it is damaged (it will be rebuilt).")
+        self._mm = self._pid = None
+
+    def __len__(self): return len(self.files)
+    def __getstate__(self): return {**self.__dict__, '_mm':None, '_pid':None}   # loader processes map the file themselves
+
+    @property
+    def data(self)->np.ndarray:
+        "The stored photos, (n, presize, long, 3) uint8, mapped read-only from disk (once per process)."
+        if self._pid != os.getpid(): self._mm, self._pid = np.memmap(self.fn, np.uint8, 'r', shape=self.shape), os.getpid()
+        return self._mm
+
+# %% ../nbs/04_data.ipynb #f731317a
+@patch
+def crops(self:PhotoArray,
+    rows,            # array rows, one per photo of the batch
+    rng=None,        # a `random.Random`: a random place along each long side; None: the centre
+)->np.ndarray:       # (len(rows), presize, presize, 3) uint8
+    "Square crops of `rows`, gathered in one pass: one memory copy per photo, no decoding, no PIL."
+    a, ps = self.data, self.presize
+    rows = np.asarray(rows, np.int64); out = np.empty((len(rows), ps, ps, 3), np.uint8)
+    room = self.width[rows] - ps
+    x0 = [int(rng.random()*(r+1)) for r in room] if rng is not None else room//2
+    for j,(r,x) in enumerate(zip(rows, x0)): out[j] = a[r, :, x:x+ps]
+    side = self.sideways[rows]
+    if side.any(): out[side] = out[side].swapaxes(1, 2)   # portraits back upright
+    return out
+
+# %% ../nbs/04_data.ipynb #f97ec7be
+@patch
+def stale(self:PhotoArray)->int:
+    "How many of the array's photos were changed, moved or deleted since it was built."
+    def changed(f):
+        try: return _ident(f[0]) != f[:3]
+        except OSError: return True
+    return sum(map(changed, self.files))
+
+# %% ../nbs/04_data.ipynb #acdf3c50
+def _array_key(idents:list, presize:int, long:int)->str:
+    return hashlib.sha1(json.dumps([_ARRAY_VERSION, presize, long, idents]).encode()).hexdigest()[:20]
+
+def _reusable(folder:Path, presize:int, long:int)->dict:
+    "Rows of the finished arrays in `folder` with these sizes, by photo identity: {(path, size, mtime, wide): (meta, row)}."
+    found = {}
+    for m in sorted(folder.glob('*.json')):
+        try: j = json.loads(m.read_text())
+        except (OSError, ValueError): continue
+        if (j.get('version'), j.get('presize'), j.get('long')) != (_ARRAY_VERSION, presize, long) or not m.with_suffix('.u8').is_file(): continue
+        for r,f in enumerate(j['files']): found.setdefault(tuple(f), (m, r))
+    return found
+
+# %% ../nbs/04_data.ipynb #78ee0fbf
+def _no_room(e:OSError, what:str, folder:Path, need:int=0)->OSError:
+    need = f" ({need/1e9:.2f} GB)" if need else ''
+    return OSError(e.errno, f"Cannot {what}{need} in {folder}: {e.strerror}. Free space there, point $BIRDLAB_CACHE (or cache=) at "
+                            "another folder, or read the photos directly with cache=False.")
+
+@patch(cls_method=True)
+def build(cls:PhotoArray,
+    files:list,              # photo files
+    presize:int,             # the short side of every stored photo
+    wide:list|None=None,     # per file: keep the long side (training photos) or only the centre square (validation); default all wide
+    max_aspect:float=4/3,    # the long side kept: at most `max_aspect` x presize, centred
+    cache=None,              # cache root (`birdlab.core.cache_dir`); the array goes in its `arrays/`
+    workers:int|None=None,   # decoding threads; default one per core
+)->PhotoArray:
+    "The array of `files` at `presize`: the existing one for exactly these files and sizes, else built once (atomically)."
+    files = [str(f) for f in files]
+    wide = [True]*len(files) if wide is None else [bool(w) for w in wide]
+    long = int(round(presize*max_aspect)); assert long >= presize, f"max_aspect={max_aspect}: give 1 or more"
+    idents = [_ident(f)+[w] for f,w in zip(files, wide)]
+    folder = cache_dir('arrays', cache); key = _array_key(idents, presize, long); meta = folder/f'{key}.json'
+    if meta.is_file():
+        try: return cls(meta)
+        except (OSError, ValueError, KeyError): pass      # damaged: built again below
+    n, need = len(files), len(files)*presize*long*3
+    try: folder.mkdir(parents=True, exist_ok=True); tmp = folder/f'.{key}.{os.getpid()}.{threading.get_ident()}.tmp'; fd = os.open(tmp, os.O_CREAT|os.O_EXCL|os.O_RDWR, 0o644)
+    except OSError as e: raise _no_room(e, 'write the photo array', folder) from e
+    try:
+        try: os.posix_fallocate(fd, 0, need)              # all the space now: a full disk fails here, not halfway
+        except OSError as e: raise _no_room(e, 'reserve the photo array', folder, need) from e
+        mm = np.memmap(tmp, np.uint8, 'r+', shape=(n, presize, long, 3))
+        width, side, bad = np.zeros(n, np.int64), np.zeros(n, bool), {}
+        old, todo = _reusable(folder, presize, long), []
+        opened = {}
+        for i,idt in enumerate(idents):
+            m = old.get(tuple(idt))
+            if m is None: todo.append(i); continue
+            pa = opened.get(m[0]) or opened.setdefault(m[0], cls(m[0]))
+            mm[i], width[i], side[i] = pa.data[m[1]], pa.width[m[1]], pa.sideways[m[1]]
+        def one(i):
+            try: a,width[i],side[i] = _slot(files[i], presize, long, wide[i]); mm[i, :, :width[i]] = a
+            except Exception as e: bad[files[i]] = f"{type(e).__name__}: {e}"
+        print(f"birdlab: decoding {len(todo):,} of {n:,} photos once into a photo array of {need/1e9:.2f} GB in {folder}"
+              f"{f' ({n-len(todo):,} copied from an older array)' if n > len(todo) else ''}; later runs read it instead.", flush=True)
+        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as ex:
+            for _ in progress_bar(ex.map(one, todo), total=len(todo), leave=False): pass
+        if bad:
+            lst = '\n'.join(f'  {p}: {r}' for p,r in list(bad.items())[:20])
+            raise ValueError(f"{len(bad)} of {n} image(s) cannot be decoded:\n{lst}\nMove them out of the data set (or re-download them), then try again.")
+        mm.flush(); del mm
+        os.replace(tmp, meta.with_suffix('.u8'))
+        try: atomic_write(meta, json.dumps(dict(version=_ARRAY_VERSION, presize=presize, long=long, files=idents,
+                                                width=width.tolist(), sideways=side.tolist(), created=time.time())))
+        except OSError as e: meta.with_suffix('.u8').unlink(missing_ok=True); raise _no_room(e, 'write the photo array', folder) from e
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise              # nothing half-built stays behind
+    finally: os.close(fd)
+    return cls(meta)
+
+# %% ../nbs/04_data.ipynb #9ae1209b
+class ArrayDL(TfmdDL):
+    "A fastai loader that gathers whole batches from a `PhotoArray` by index, as fastai's tabular loader does."
+    def __init__(self,
+        dataset,                  # the fastai `Datasets` subset these rows are (for types, decoding and `new`)
+        photos:PhotoArray=None,   # the array holding its photos
+        rows=None,                # the array row of each item of `dataset`
+        y=None,                   # the class index of each item
+        random_crop:bool=False,   # training: crop at a random place along the long side (else the centre)
+        **kwargs,                 # passed on to `TfmdDL`
+    ):
+        self.photos, self.rows, self.y, self.random_crop = photos, np.asarray(rows, np.int64), np.asarray(y, np.int64), random_crop
+        super().__init__(dataset, **kwargs)
+
+    def do_item(self, s): return 0 if s is None else s   # an item is its index: nothing per photo
+    def create_batch(self, b):
+        b = np.asarray(b, np.int64)
+        x = torch.from_numpy(self.photos.crops(self.rows[b], self.rng if self.random_crop else None)).permute(0, 3, 1, 2)
+        return TensorImage(x), TensorCategory(torch.from_numpy(self.y[b]))
+
+    def new(self, dataset=None, cls=None, **kwargs):
+        "This loader again (fastai's `get_preds`, `tta`); for other items (`test_dl`), fastai's plain loader with the same transforms."
+        if dataset is None or dataset is self.dataset:
+            return super().new(dataset, cls, **{**dict(photos=self.photos, rows=self.rows, y=self.y, random_crop=self.random_crop), **kwargs})
+        return super().new(dataset, cls or TfmdDL, **kwargs)
+
+    def __iter__(self):
+        # fastai's `DataLoader.__iter__`, with a non-blocking copy to the device from pinned memory
+        self.randomize(); self.before_iter()
+        self._DataLoader__idxs = self.get_idxs()
+        for b in _loaders[self.fake_l.num_workers==0](self.fake_l):
+            if self.device is not None: b = to_device(tuple(b), self.device, non_blocking=bool(self.pin_memory))
+            yield self.after_batch(b)
+        self.after_iter()
+        if hasattr(self, 'it'): del self.it
+
 # %% ../nbs/04_data.ipynb #6730142a
 def _num_workers(device)->int:
     "Loader workers: none on the CPU (the model needs every core); beside a GPU, most cores, shared by the training processes."
@@ -119,6 +298,16 @@ def _train_bs(bs:int, n_train:int)->int:
     warnings.warn(f"bs={bs} is larger than the {n_train} training images, so not one full batch would train: using bs={n_train}.")
     return n_train
 
+def _array_dls(db:DataBlock, trn_val:pd.DataFrame, pa:PhotoArray, bs:int, **kw)->DataLoaders:
+    "Training and validation `ArrayDL`s over the rows of `trn_val` (stored in `pa` in the same order), with `db`'s transforms."
+    ds = db.datasets(trn_val)
+    y = trn_val.label.map(ds.vocab.o2i).to_numpy()
+    common = dict(after_item=db.item_tfms, after_batch=db.batch_tfms, bs=bs, **kw)
+    dl = lambda i, **k: ArrayDL(ds.subset(i), pa, rows=list(ds.splits[i]), y=y[list(ds.splits[i])], **common, **k)
+    return DataLoaders(dl(0, random_crop=True, shuffle=True, drop_last=True), dl(1), device=kw.get('device'))
+
+LOADERS = ('array', 'presize', 'files')
+
 def get_dls(
     src,                       # folder, split tree, CSV manifest or path/label/split table
     size:int=224,              # training image size (square)
@@ -129,13 +318,16 @@ def get_dls(
     seed:int=42,               # seed for the split and the shuffling
     device=None,               # where batches go; default `default_device()`
     num_workers:int|None=None, # loader processes; default 0 on CPU, most cores beside a GPU
-    check:bool=True,           # decode every image first and fail clearly on broken ones
-    cache:bool|str|Path|None=None, # presize cache (`PresizeCache`): True, False, or a folder; default on with CUDA only
+    check:bool=True,           # decode every image first and fail clearly on broken ones (a photo array checks as it builds)
+    loader:str='array',        # 'array' (`PhotoArray`, whole batches), 'presize' (`PresizeCache`, per photo), 'files' (fastai's plain path)
+    cache:bool|str|Path|None=None, # cache root for 'array' and 'presize' (`birdlab.core.cache_dir`); False: loader='files'
 )->DataLoaders:
     "fastai `DataLoaders` for a bird data set, with presizing and augmentation preset `aug`."
+    if cache is False: loader = 'files'
+    if loader not in LOADERS: raise ValueError(f"loader={loader!r}: choose one of {list(LOADERS)}.")
     df = split_table(read_data(src), pcts=pcts, seed=seed)
     check_species(df, src)
-    if check: check_images(df)
+    if check and loader!='array': check_images(df)
     trn_val = df[df.split.isin(['train','valid'])].reset_index(drop=True)
     trn_val['is_valid'] = trn_val.split=='valid'
     for s in ('train','valid'):
@@ -144,14 +336,17 @@ def get_dls(
     device = device or default_device()
     tfms = aug_tfms(aug, size)
     ps = _presize(size, tfms, presize)
-    if cache is None: cache = device.type=='cuda'
-    pc = None
-    if cache is not False:   # decode + presize once, on disk; the loaders only read small arrays
-        pc = PresizeCache(ps, cache); pc.build(trn_val.path.tolist())
-    seed_everything(seed)
     nw = _num_workers(device) if num_workers is None else num_workers
-    dls = _block(sorted(df.label.unique()), ps, tfms, pc).dataloaders(trn_val, bs=bs, device=device, num_workers=nw, seed=seed,
-                                                                     pin_memory=device.type=='cuda')
+    vocab, kw = sorted(df.label.unique()), dict(bs=bs, device=device, num_workers=nw, pin_memory=device.type=='cuda')
+    if loader=='array':
+        pa = PhotoArray.build(trn_val.path.tolist(), ps, wide=(~trn_val.is_valid).tolist(), cache=cache)
+        seed_everything(seed)
+        dls = _array_dls(_block(vocab, ps, tfms), trn_val, pa, **kw)
+    else:
+        pc = None
+        if loader=='presize': pc = PresizeCache(ps, None if cache is True else cache and cache_dir('presize', cache)); pc.build(trn_val.path.tolist())
+        seed_everything(seed)
+        dls = _block(vocab, ps, tfms, pc).dataloaders(trn_val, **kw)
     dls.table,dls.presize = df,ps
     return dls
 
