@@ -1,4 +1,4 @@
-"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `export`, `serve`, `compare`, `ensemble`, `distill`, `audit`, `split`, `quarantine`, `restore`, `review`, `scrape`.
+"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `export`, `serve`, `compare`, `ensemble`, `distill`, `audit`, `split`, `quarantine`, `restore`, `review`, `scrape`, `cache`.
 
 Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
@@ -7,7 +7,7 @@ Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 # %% auto #0
 __all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evaluate_cmd', 'export_cmd', 'serve_cmd', 'compare_cmd',
            'ensemble_cmd', 'distill_cmd', 'audit_cmd', 'review_cmd', 'quarantine_cmd', 'restore_cmd', 'split_cmd',
-           'scrape_cmd', 'main']
+           'cache_cmd', 'scrape_cmd', 'main']
 
 # %% ../nbs/14_cli.ipynb #6ea7d382
 import sys, time, json, signal, threading   # no `from __future__ import annotations`: `delegates` + `parse_cli` need real annotations
@@ -351,6 +351,24 @@ def split_cmd(
     print(df.groupby('split').agg(images=('path','size'), species=('label','nunique')).to_string())
     print(f"Manifest -> {out}")
 
+# %% ../nbs/14_cli.ipynb #97ec77f7
+def cache_cmd(
+    action:Annotated[str, 'ls: list the cache; clean: remove stale photo arrays and interrupted builds', {'opt':False, 'nargs':'?', 'choices':['ls','clean']}]='ls',
+    all:store_true=False,  # with clean: remove all of birdlab's caches (photo arrays, presized photos, features)
+    cache:str=None,        # cache root; default $BIRDLAB_CACHE, else ~/.cache/birdlab
+):
+    "List birdlab's caches (photo arrays, presized photos, features), or clean them."
+    from birdlab.core import cache_dir
+    from birdlab.data import cache_info, clean_cache
+    df = clean_cache(cache, everything=all) if action=='clean' else cache_info(cache)
+    root = cache_dir('', cache)
+    if not len(df): print(f"{'Nothing to remove' if action=='clean' else 'Nothing cached'} in {root}."); return df
+    show = df.drop(columns='files').assign(GB=lambda d: (d.bytes/1e9).round(3)).drop(columns='bytes')
+    print(show.to_string(index=False))
+    print(f"{'Removed' if action=='clean' else 'In all'}: {df.bytes.sum()/1e9:.2f} GB in {root}" +
+          ('' if action=='clean' else ". `birdlab cache clean` removes arrays with stale photos (stale > 0) and interrupted builds."))
+    return df
+
 # %% ../nbs/14_cli.ipynb #7c63872c
 def scrape_cmd(
     classes:Annotated[str, 'a `label,query` file, or comma-separated labels', {'opt':True, 'required':True}],
@@ -370,7 +388,7 @@ def scrape_cmd(
 # %% ../nbs/14_cli.ipynb #fba44306
 COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'export':export_cmd, 'serve':serve_cmd,
             'compare':compare_cmd, 'ensemble':ensemble_cmd, 'distill':distill_cmd, 'audit':audit_cmd, 'split':split_cmd,
-            'quarantine':quarantine_cmd, 'restore':restore_cmd, 'review':review_cmd, 'scrape':scrape_cmd}
+            'quarantine':quarantine_cmd, 'restore':restore_cmd, 'review':review_cmd, 'scrape':scrape_cmd, 'cache':cache_cmd}
 _USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError, ChildProcessError)
 
 def main(argv:list|None=None):

@@ -23,8 +23,8 @@ from .distrib import world_size
 from .split import read_data, split_table, check_images, check_species
 
 # %% auto #0
-__all__ = ['AUG_PRESETS', 'LOADERS', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache', 'PhotoArray', 'ArrayDL',
-           'get_dls', 'test_dl', 'inference_dls']
+__all__ = ['AUG_PRESETS', 'LOADERS', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache', 'PhotoArray', 'cache_info',
+           'clean_cache', 'ArrayDL', 'get_dls', 'test_dl', 'inference_dls']
 
 # %% ../nbs/04_data.ipynb #03db73a6
 AUG_PRESETS = {
@@ -224,8 +224,10 @@ def build(cls:PhotoArray,
             except Exception as e: bad[files[i]] = f"{type(e).__name__}: {e}"
         print(f"birdlab: decoding {len(todo):,} of {n:,} photos once into a photo array of {need/1e9:.2f} GB in {folder}"
               f"{f' ({n-len(todo):,} copied from an older array)' if n > len(todo) else ''}; later runs read it instead.", flush=True)
-        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as ex:
+        ex = ThreadPoolExecutor(workers or os.cpu_count() or 1)
+        try:
             for _ in progress_bar(ex.map(one, todo), total=len(todo), leave=False): pass
+        finally: ex.shutdown(cancel_futures=True)    # Ctrl-C: stop at once, not after every photo
         if bad:
             lst = '\n'.join(f'  {p}: {r}' for p,r in list(bad.items())[:20])
             raise ValueError(f"{len(bad)} of {n} image(s) cannot be decoded:\n{lst}\nMove them out of the data set (or re-download them), then try again.")
@@ -238,6 +240,45 @@ def build(cls:PhotoArray,
         tmp.unlink(missing_ok=True); raise              # nothing half-built stays behind
     finally: os.close(fd)
     return cls(meta)
+
+# %% ../nbs/04_data.ipynb #3bc20368
+def _pid_alive(pid:int)->bool:
+    try: os.kill(pid, 0); return True
+    except ProcessLookupError: return False
+    except (PermissionError, OSError): return True
+
+def _du(files)->int: return sum(f.stat().st_size for f in files if f.is_file())
+
+def cache_info(
+    cache=None,   # cache root (`birdlab.core.cache_dir`)
+)->pd.DataFrame:  # kind, name, photos, bytes, stale, created, files (the paths to remove)
+    "What birdlab keeps in the cache: photo arrays (with how many of their photos changed), presize and feature caches, leftovers."
+    rows, adir = [], cache_dir('arrays', cache)
+    for m in sorted(adir.glob('*.json')):
+        try: pa = PhotoArray(m); st = pa.stale(); n = len(pa); created = json.loads(m.read_text()).get('created')
+        except (OSError, ValueError, KeyError): st = n = created = None   # damaged: counts as stale
+        rows.append(dict(kind='array', name=m.stem, photos=n, bytes=_du([m, m.with_suffix('.u8')]), stale=st if st is not None else -1,
+                         created=pd.Timestamp(created, unit='s').floor('s') if created else pd.NaT, files=[m, m.with_suffix('.u8')]))
+    for t in sorted(adir.glob('.*.tmp')):
+        pid = int(t.name.split('.')[2]) if t.name.split('.')[2].isdigit() else -1
+        rows.append(dict(kind='building' if _pid_alive(pid) else 'interrupted', name=t.name, photos=None, bytes=_du([t]), stale=-1,
+                         created=pd.Timestamp(t.stat().st_mtime, unit='s').floor('s'), files=[t]))
+    for kind in ('presize', 'features'):
+        fs = list(cache_dir(kind, cache).glob('*.npy'))
+        if fs: rows.append(dict(kind=kind, name=str(cache_dir(kind, cache)), photos=len(fs), bytes=_du(fs), stale=None, created=pd.NaT, files=fs))
+    return pd.DataFrame(rows, columns=['kind','name','photos','bytes','stale','created','files']).astype(dict(photos='Int64', stale='Int64'))
+
+# %% ../nbs/04_data.ipynb #2e8c55c7
+def clean_cache(
+    cache=None,             # cache root (`birdlab.core.cache_dir`)
+    everything:bool=False,  # remove all of birdlab's caches, not only stale arrays and interrupted builds
+)->pd.DataFrame:            # the rows of `cache_info` that were removed
+    "Remove stale photo arrays and leftovers of interrupted builds (with `everything`, all cached arrays, presized photos and features)."
+    info = cache_info(cache)
+    gone = info[(info.kind!='building') & (everything | (info.kind=='interrupted') | ((info.kind=='array') & (info.stale.fillna(0)!=0)))]
+    for fs in gone.files:
+        for f in fs: Path(f).unlink(missing_ok=True)
+    return gone.reset_index(drop=True)
 
 # %% ../nbs/04_data.ipynb #9ae1209b
 class ArrayDL(TfmdDL):

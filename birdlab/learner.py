@@ -263,7 +263,8 @@ def train(
     pretrained:bool=True,          # start from ImageNet weights
     out:str|Path|None=None,        # run folder (must be new or empty); default runs/<arch>-<time>
     cpu:bool=False,                # train on the CPU even when a GPU is present
-    cache:bool|str|None=None,      # presize cache (see `birdlab.data.get_dls`); default on with CUDA
+    loader:str='array',            # input path (see `birdlab.data.get_dls`): 'array', 'presize' or 'files'
+    cache:bool|str|None=None,      # cache root for the photo array (see `birdlab.data.get_dls`); False: read the photo files
     **kwargs,                      # passed on to `make_learner`
 )->Learner:
     "Fine-tune `arch` on `src` and write model, log, manifest and config to a new run folder (data-parallel under `accelerate launch`)."
@@ -276,7 +277,7 @@ def train(
     out = new_run_dir(out, prefix=arch, reuse_claim=n>1) if is_main() else Path(out)
     seed_everything(seed)
     device = init_distrib(cpu)
-    try: dls = rank0_first(get_dls, src, size=size, bs=bs//n, aug=aug, seed=seed, device=device, cache=cache)
+    try: dls = rank0_first(get_dls, src, size=size, bs=bs//n, aug=aug, seed=seed, device=device, loader=loader, cache=cache)
     except BaseException:
         if is_main(): release_run_dir(out, remove=named)   # bad data: leave no half run folder behind
         raise
@@ -292,7 +293,7 @@ def train(
 def resume(
     run:str|Path,             # a run folder whose training was interrupted
     cpu:bool=False,           # train on the CPU even when a GPU is present
-    cache:bool|str|None=None, # presize cache (see `birdlab.data.get_dls`)
+    cache:bool|str|None=None, # cache root for the photo array (see `birdlab.data.get_dls`); False: read the photo files
 )->Learner:
     "Continue the interrupted `train` run in `run` from its last finished epoch, and finish it: the same split, recipe and folder."
     run = Path(run); cfg = read_config(run, complete=False)
