@@ -1,6 +1,6 @@
 """Training throughput: the plain fastai input path vs birdlab's (presize cache + GPU batch augmentation) vs the model-bound limit.
 
-    python bench/train_throughput.py [--n 3000] [--bs 256] [--size 224] [--batches 30] [--compile] [--full-train]
+    python bench/train_throughput.py [--n 3000] [--bs 256] [--size 224] [--batches 30] [--compile] [--full-train] [--loader-only]
 
 Makes `--n` full-size web-like JPEGs (the bundled sample photos upsampled to 800-1600 px on the long
 side and re-encoded at quality 90) in a temporary folder, then measures, with the same model
@@ -11,9 +11,16 @@ side and re-encoded at quality 90) in a temporary folder, then measures, with th
 (b) birdlab: `get_dls` with the presize cache (built once first, its time reported separately);
 (c) the model-bound limit: training steps on random tensors already on the device.
 
-With `--full-train`, also a full `birdlab.learner.train` on the bundled sample with the cache off
-and on: epoch wall time, time to the best validation accuracy and test accuracy (the two paths must
-agree). Prints tables with the device and versions.
+With `--full-train`, also a full `birdlab.learner.train` on the bundled sample with each input
+path (photo array, presize cache, plain files): epoch wall time, time to the best validation
+accuracy and test accuracy (the paths must agree). Prints tables with the device and versions.
+
+With `--loader-only` (the CPU table): no model and no augmentation, one loader process and one
+torch thread, so the figures are photos/s per core: (a) plain fastai (decode + Resize per photo,
+every epoch), (b) birdlab's per-photo presize cache through fastai's item pipeline, (c) birdlab's
+photo array (whole batches by index, the default), and (d) the floor: batches sliced from the same
+memory-mapped array with no loader at all. Also the array's build time, size on disk and the peak
+anonymous memory (RssAnon) the build took, to show it never holds the photos in RAM.
 """
 import argparse, os, platform, random, shutil, tempfile, time
 from pathlib import Path
@@ -22,7 +29,7 @@ from PIL import Image
 import fastai, timm
 from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, parent_label, get_image_files, RandomSplitter, Resize, aug_transforms, Normalize
 from birdlab.core import default_device, sample_path
-from birdlab.data import get_dls, _num_workers
+from birdlab.data import get_dls, _num_workers, PhotoArray
 from birdlab.models import create_model, model_stats
 
 def make_jpegs(dest:Path, n:int, seed:int=0)->Path:
@@ -78,22 +85,69 @@ def loader_rate(dl, n:int, warm:int=3)->float:
 def forever(dl):
     while True: yield from dl
 
+def _rss_anon()->int:
+    "This process's anonymous resident memory in bytes (not the file pages a memory map brings in)."
+    for l in open('/proc/self/status'):
+        if l.startswith('RssAnon:'): return int(l.split()[1])*1024
+    return 0
+
+class PeakAnon:
+    "Sample RssAnon every 20 ms in a thread; `.peak` is the highest seen."
+    def __enter__(self):
+        import threading
+        self.peak, self.start, self._stop = 0, _rss_anon(), threading.Event()
+        def poll():
+            while not self._stop.is_set(): self.peak = max(self.peak, _rss_anon()); time.sleep(0.02)
+        self._t = threading.Thread(target=poll, daemon=True); self._t.start(); return self
+    def __exit__(self, *a): self._stop.set(); self._t.join()
+
+def epoch_rate(dl, epochs:int=2)->float:
+    "Photos/s over `epochs` full passes of `dl`, after one warm-up batch."
+    next(iter(dl)); seen, t0 = 0, time.perf_counter()
+    for _ in range(epochs):
+        for x,y in dl: seen += len(x)
+    return seen/(time.perf_counter()-t0)
+
+def loader_only(data:Path, root:Path, size:int, bs:int):
+    "The loader table: photos/s per core of each input path, no model, no augmentation, same photos, same run."
+    torch.set_num_threads(1)
+    cpu, rows = torch.device('cpu'), []
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label, splitter=RandomSplitter(0.1, seed=0), item_tfms=Resize(size))
+    dla = db.dataloaders(data, bs=bs, device=cpu, num_workers=0)
+    rows.append(dict(path='(a) plain fastai: decode + Resize per photo', photos_s_per_core=epoch_rate(dla.train)))
+    dlb = get_dls(data, size=size, bs=bs, aug='none', device=cpu, num_workers=0, loader='presize', cache=root/'cache', check=False)
+    rows.append(dict(path='(b) birdlab presize cache, per photo', photos_s_per_core=epoch_rate(dlb.train)))
+    t = time.perf_counter()
+    with PeakAnon() as mem: dlc = get_dls(data, size=size, bs=bs, aug='none', device=cpu, num_workers=0, cache=root/'cache')
+    build = time.perf_counter()-t
+    rows.append(dict(path='(c) birdlab photo array (default)', photos_s_per_core=epoch_rate(dlc.train)))
+    pa = dlc.train.photos; n = len(dlc.train_ds); idx = np.arange(n)
+    def floor():
+        np.random.shuffle(idx)
+        for i in range(0, n-bs+1, bs): yield torch.from_numpy(np.ascontiguousarray(pa.data[np.sort(idx[i:i+bs]), :, :size])), None
+    rows.append(dict(path='(d) floor: slices of the same memory map, no loader', photos_s_per_core=epoch_rate(list(floor()))))
+    df = pd.DataFrame(rows); df['vs_plain'] = df.photos_s_per_core/df.photos_s_per_core[0]
+    print(f"\nLoader only ({n} training photos, batch {bs}, {size} px, one process, one torch thread, no model, no augmentation):")
+    print(df.round(1).to_string(index=False))
+    print(f"photo array: built in {build:.1f} s with {os.cpu_count()} threads; {pa.fn.stat().st_size/1e6:.0f} MB on disk for {len(pa)} photos "
+          f"({pa.fn.stat().st_size/len(pa)/1e3:.0f} KB each); peak anonymous memory during the build {(mem.peak-mem.start)/1e6:+.0f} MB over the start")
+
 def full_train(device):
     from birdlab.learner import train
     from birdlab.evaluate import get_preds, classification_metrics
     rows = []
-    for cache in (False, True):
+    for loader in ('files', 'presize', 'array'):
         tmp = Path(tempfile.mkdtemp())
         try:
             t0 = time.perf_counter()
-            learn = train(sample_path(), epochs=10, size=224, bs=16, lr=8e-3, out=tmp/'run', cache=tmp/'cache' if cache else False)
+            learn = train(sample_path(), epochs=10, size=224, bs=16, lr=8e-3, out=tmp/'run', loader=loader, cache=tmp/'cache')
             total = time.perf_counter()-t0
             h = pd.read_csv(tmp/'run'/'history.csv')
             h = h[h.epoch.astype(str)!='epoch']
             secs = h.time.map(lambda s: sum(int(p)*60**i for i,p in enumerate(reversed(str(s).split(':')))))
             best = h.accuracy.astype(float).idxmax()
             acc = classification_metrics(get_preds(learn))['test_accuracy']
-            rows.append(dict(path='birdlab (cache)' if cache else 'plain (no cache)', epochs=len(h), s_per_epoch=round(secs.mean(), 1),
+            rows.append(dict(path=loader, epochs=len(h), s_per_epoch=round(secs.mean(), 1),
                              s_to_best_valid_acc=int(secs[:best+1].sum()), best_valid_acc=float(h.accuracy.astype(float).max()), test_acc=acc, total_s=round(total)))
         finally: shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nFull `train` on the bundled sample (90 train / 30 valid / 30 test photos, Lite0, 224 px, 1+10 epochs, bs 16):")
@@ -104,7 +158,8 @@ if __name__=='__main__':
     ap.add_argument('--n', type=int, default=3000); ap.add_argument('--bs', type=int, default=256)
     ap.add_argument('--size', type=int, default=224); ap.add_argument('--batches', type=int, default=30)
     ap.add_argument('--workers', type=int, default=None); ap.add_argument('--compile', action='store_true')
-    ap.add_argument('--full-train', action='store_true'); ap.add_argument('--dir', type=Path, help='keep the JPEGs (and cache) here')
+    ap.add_argument('--full-train', action='store_true'); ap.add_argument('--loader-only', action='store_true')
+    ap.add_argument('--dir', type=Path, help='keep the JPEGs (and cache) here')
     a = ap.parse_args()
     device = default_device()
     nw = _num_workers(device) if a.workers is None else a.workers
@@ -116,6 +171,7 @@ if __name__=='__main__':
         data = root/'jpegs'
         if not data.exists():
             t = time.perf_counter(); make_jpegs(data, a.n); print(f"made {a.n} JPEGs (800-1600 px) in {time.perf_counter()-t:.0f} s, {sum(f.stat().st_size for f in data.rglob('*.jpg'))/2**20:.0f} MB")
+        if a.loader_only: loader_only(data, root, a.size, a.bs); raise SystemExit
         model = create_model('efficientnet_lite0', n_out=30)
         stats = model_stats(model)
         m = _prep(model, device, a.compile)
@@ -133,14 +189,14 @@ if __name__=='__main__':
         dlb.add_tfms([Normalize.from_stats(*stats)], 'after_batch')
         lb = loader_rate(forever(dlb.train), nb)
         tb = train_rate(m, forever(dlb.train), device, nb)
-        rows.append(dict(path='(b) birdlab (presize cache + batch aug on device)', loader_img_s=lb, train_img_s=tb))
+        rows.append(dict(path='(b) birdlab (photo array + batch aug on device)', loader_img_s=lb, train_img_s=tb))
         # (c) model-bound
         x = torch.randn(a.bs, 3, a.size, a.size, device=device); y = torch.randint(0, 30, (a.bs,), device=device)
         tc = train_rate(m, iter(lambda: (x, y), None), device, nb)
         rows.append(dict(path='(c) model-bound (random tensors on the device)', loader_img_s=float('nan'), train_img_s=tc))
         df = pd.DataFrame(rows)
         df['vs_plain'] = df.train_img_s/ta; df['vs_limit'] = df.train_img_s/tc
-        print(f"\ncache build (once, {len(dlb.train_ds)+len(dlb.valid_ds)} photos, {nw or 1}+ threads): {build:.0f} s; {nb} timed batches each")
+        print(f"\nphoto array build (once, {len(dlb.train_ds)+len(dlb.valid_ds)} photos, {nw or 1}+ threads): {build:.0f} s; {nb} timed batches each")
         print(df.round(2).to_string(index=False))
         if a.full_train: full_train(device)
     finally:
