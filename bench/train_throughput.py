@@ -1,6 +1,6 @@
 """Training throughput: the plain fastai input path vs birdlab's (presize cache + GPU batch augmentation) vs the model-bound limit.
 
-    python bench/train_throughput.py [--n 3000] [--bs 256] [--size 224] [--batches 30] [--compile] [--full-train] [--loader-only]
+    python bench/train_throughput.py [--n 3000] [--bs 256] [--size 224] [--batches 30] [--compile] [--full-train] [--loader-only] [--build-only]
 
 Makes `--n` full-size web-like JPEGs (the bundled sample photos upsampled to 800-1600 px on the long
 side and re-encoded at quality 90) in a temporary folder, then measures, with the same model
@@ -20,7 +20,8 @@ torch thread, so the figures are photos/s per core: (a) plain fastai (decode + R
 every epoch), (b) birdlab's per-photo presize cache through fastai's item pipeline, (c) birdlab's
 photo array (whole batches by index, the default), and (d) the floor: batches sliced from the same
 memory-mapped array with no loader at all. Also the array's build time, size on disk and the peak
-anonymous memory (RssAnon) the build took, to show it never holds the photos in RAM.
+anonymous memory (RssAnon) the build took, to show it never holds the photos in RAM; `--build-only`
+measures only that (e.g. `--n 10000`).
 """
 import argparse, os, platform, random, shutil, tempfile, time
 from pathlib import Path
@@ -108,12 +109,20 @@ def epoch_rate(dl, epochs:int=2)->float:
         for x,y in dl: seen += len(x)
     return seen/(time.perf_counter()-t0)
 
+def build_only(data:Path, root:Path, size:int):
+    "Build the photo array alone: time, size on disk, and the peak anonymous memory it took (it must not grow with the data set)."
+    t = time.perf_counter()
+    with PeakAnon() as mem: pa = PhotoArray.build(sorted(data.rglob('*.jpg')), size, cache=root/'cache')
+    print(f"photo array of {len(pa)} photos at {size} px: built in {time.perf_counter()-t:.1f} s with {os.cpu_count()} threads; "
+          f"{pa.fn.stat().st_size/1e9:.2f} GB on disk ({pa.fn.stat().st_size/len(pa)/1e3:.0f} KB each); "
+          f"peak anonymous memory during the build {(mem.peak-mem.start)/1e6:+.0f} MB over the start")
+
 def loader_only(data:Path, root:Path, size:int, bs:int):
     "The loader table: photos/s per core of each input path, no model, no augmentation, same photos, same run."
     torch.set_num_threads(1)
     cpu, rows = torch.device('cpu'), []
-    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label, splitter=RandomSplitter(0.1, seed=0), item_tfms=Resize(size))
-    dla = db.dataloaders(data, bs=bs, device=cpu, num_workers=0)
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label, splitter=RandomSplitter(0.3, seed=0), item_tfms=Resize(size))
+    dla = db.dataloaders(data, bs=bs, device=cpu, num_workers=0)   # 70% train, as get_dls below
     rows.append(dict(path='(a) plain fastai: decode + Resize per photo', photos_s_per_core=epoch_rate(dla.train)))
     dlb = get_dls(data, size=size, bs=bs, aug='none', device=cpu, num_workers=0, loader='presize', cache=root/'cache', check=False)
     rows.append(dict(path='(b) birdlab presize cache, per photo', photos_s_per_core=epoch_rate(dlb.train)))
@@ -121,12 +130,15 @@ def loader_only(data:Path, root:Path, size:int, bs:int):
     with PeakAnon() as mem: dlc = get_dls(data, size=size, bs=bs, aug='none', device=cpu, num_workers=0, cache=root/'cache')
     build = time.perf_counter()-t
     rows.append(dict(path='(c) birdlab photo array (default)', photos_s_per_core=epoch_rate(dlc.train)))
-    pa = dlc.train.photos; n = len(dlc.train_ds); idx = np.arange(n)
-    def floor():
-        np.random.shuffle(idx)
-        for i in range(0, n-bs+1, bs): yield torch.from_numpy(np.ascontiguousarray(pa.data[np.sort(idx[i:i+bs]), :, :size])), None
-    rows.append(dict(path='(d) floor: slices of the same memory map, no loader', photos_s_per_core=epoch_rate(list(floor()))))
+    pa = dlc.train.photos
+    class Floor:   # batches of random rows sliced straight from the memory map: what any loader of this array is bounded by
+        n, idx = len(dlc.train_ds), np.arange(len(dlc.train_ds))
+        def __iter__(self):
+            np.random.shuffle(self.idx)
+            for i in range(0, self.n-bs+1, bs): yield torch.from_numpy(pa.data[np.sort(self.idx[i:i+bs]), :, :size]).permute(0, 3, 1, 2), None
+    rows.append(dict(path='(d) floor: slices of the same memory map, no loader', photos_s_per_core=epoch_rate(Floor())))
     df = pd.DataFrame(rows); df['vs_plain'] = df.photos_s_per_core/df.photos_s_per_core[0]
+    n = len(dlc.train_ds)
     print(f"\nLoader only ({n} training photos, batch {bs}, {size} px, one process, one torch thread, no model, no augmentation):")
     print(df.round(1).to_string(index=False))
     print(f"photo array: built in {build:.1f} s with {os.cpu_count()} threads; {pa.fn.stat().st_size/1e6:.0f} MB on disk for {len(pa)} photos "
@@ -158,7 +170,7 @@ if __name__=='__main__':
     ap.add_argument('--n', type=int, default=3000); ap.add_argument('--bs', type=int, default=256)
     ap.add_argument('--size', type=int, default=224); ap.add_argument('--batches', type=int, default=30)
     ap.add_argument('--workers', type=int, default=None); ap.add_argument('--compile', action='store_true')
-    ap.add_argument('--full-train', action='store_true'); ap.add_argument('--loader-only', action='store_true')
+    ap.add_argument('--full-train', action='store_true'); ap.add_argument('--loader-only', action='store_true'); ap.add_argument('--build-only', action='store_true')
     ap.add_argument('--dir', type=Path, help='keep the JPEGs (and cache) here')
     a = ap.parse_args()
     device = default_device()
@@ -171,6 +183,7 @@ if __name__=='__main__':
         data = root/'jpegs'
         if not data.exists():
             t = time.perf_counter(); make_jpegs(data, a.n); print(f"made {a.n} JPEGs (800-1600 px) in {time.perf_counter()-t:.0f} s, {sum(f.stat().st_size for f in data.rglob('*.jpg'))/2**20:.0f} MB")
+        if a.build_only: build_only(data, root, a.size); raise SystemExit
         if a.loader_only: loader_only(data, root, a.size, a.bs); raise SystemExit
         model = create_model('efficientnet_lite0', n_out=30)
         stats = model_stats(model)
