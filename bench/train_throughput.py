@@ -1,6 +1,6 @@
 """Training throughput: the plain fastai input path vs birdlab's (presize cache + GPU batch augmentation) vs the model-bound limit.
 
-    python bench/train_throughput.py [--n 3000] [--bs 256] [--size 224] [--batches 30] [--compile] [--full-train] [--loader-only] [--build-only]
+    python bench/train_throughput.py [--n 3000] [--bs 256] [--size 224] [--batches 30] [--compile] [--full-train] [--loader-only] [--build-only] [--full-train-only]
 
 Makes `--n` full-size web-like JPEGs (the bundled sample photos upsampled to 800-1600 px on the long
 side and re-encoded at quality 90) in a temporary folder, then measures, with the same model
@@ -171,6 +171,7 @@ if __name__=='__main__':
     ap.add_argument('--size', type=int, default=224); ap.add_argument('--batches', type=int, default=30)
     ap.add_argument('--workers', type=int, default=None); ap.add_argument('--compile', action='store_true')
     ap.add_argument('--full-train', action='store_true'); ap.add_argument('--loader-only', action='store_true'); ap.add_argument('--build-only', action='store_true')
+    ap.add_argument('--full-train-only', action='store_true', help='only the --full-train table')
     ap.add_argument('--dir', type=Path, help='keep the JPEGs (and cache) here')
     a = ap.parse_args()
     device = default_device()
@@ -178,6 +179,7 @@ if __name__=='__main__':
     gpu = torch.cuda.get_device_name() if device.type=='cuda' else f'CPU ({platform.processor() or platform.machine()})'
     print(f"device: {gpu}, {os.cpu_count()} CPU cores, {nw} loader workers; torch {torch.__version__}, fastai {fastai.__version__}, timm {timm.__version__}; "
           f"Lite0, {a.size} px, batch {a.bs}, {'bf16 autocast + channels_last' if device.type=='cuda' else 'fp32'}{', torch.compile' if a.compile else ''}")
+    if a.full_train_only: full_train(device); raise SystemExit
     root = a.dir or Path(tempfile.mkdtemp())
     try:
         data = root/'jpegs'

@@ -84,7 +84,7 @@ def label_issues(
     labels:list,       # the given label per photo
     probs:np.ndarray,  # out-of-fold probabilities (`oof_probs`)
     classes:list,      # the class of each column
-    filter_by:str='prune_by_noise_rate', # cleanlab's rule ('both' is stricter: fewer findings, fewer false ones)
+    filter_by:str='low_self_confidence', # cleanlab's rule for which photos (see the table above)
 )->pd.DataFrame:       # index (row), suggested, p_suggested, quality; worst first
     "The photos whose given label is likely wrong (cleanlab's confident learning), with the species the model suggests."
     from cleanlab.filter import find_label_issues
