@@ -1,7 +1,7 @@
 """Does birdlab's default recipe beat the plain fastai notebook a user would otherwise write? One run, same splits.
 
     python bench/recipe.py [--data ../shared/data/cub25] [--seeds 1,2,3] [--size 224] [--epochs 8]
-                           [--candidate "lr=8e-3 aug=strong"] [--candidate ...] [--cpu]
+                           [--candidate "lr=8e-3 aug=strong"] [--candidate ...] [--cpu] [--skip-plain]
 
 For each split seed, the data is split once (70/15/15, stratified) and every recipe trains on that split:
 (a) **plain fastai**, as the fastai docs teach: a DataBlock with a `Resize(size)` item transform and
@@ -66,12 +66,14 @@ if __name__=='__main__':
     ap.add_argument('--data', default=str(Path(__file__).resolve().parent.parent.parent/'shared'/'data'/'cub25'))
     ap.add_argument('--seeds', default='1,2,3'); ap.add_argument('--size', type=int, default=224); ap.add_argument('--epochs', type=int, default=8)
     ap.add_argument('--candidate', action='append', default=[]); ap.add_argument('--cpu', action='store_true')
+    ap.add_argument('--skip-plain', action='store_true', help='leave out (a), e.g. to compare two birdlab options')
     a = ap.parse_args()
     import fastai, timm, birdlab
     from birdlab.split import read_data, split_table
     from birdlab.core import default_device
     device = default_device(a.cpu)
     recipes = {'(a) plain fastai': None, '(b) birdlab defaults': {}, **{f'(c) {c}': parse_candidate(c) for c in a.candidate}}
+    if a.skip_plain: del recipes['(a) plain fastai']
     base = read_data(a.data).assign(split='')
     rows, t0 = [], time.time()
     for seed in [int(s) for s in a.seeds.split(',')]:
@@ -86,7 +88,7 @@ if __name__=='__main__':
           f"wall time {time.time()-t0:.0f} s")
     tab = df.pivot(index='recipe', columns='seed', values='test_accuracy')
     tab['mean'] = tab.mean(axis=1); tab['valid mean'] = df.groupby('recipe').valid_accuracy.mean(); tab['s/run'] = df.groupby('recipe').seconds.mean()
-    base_mean = tab.loc['(a) plain fastai', 'mean']
+    base_mean = tab.loc['(a) plain fastai' if not a.skip_plain else '(b) birdlab defaults', 'mean']
     tab['vs plain (points)'] = (tab['mean'] - base_mean)*100
     tab['mean with TTA'] = df.groupby('recipe').test_accuracy_tta.mean()   # birdlab recipes: `birdlab evaluate --tta`
     print(tab.loc[list(recipes)].to_string(float_format=lambda x: f'{x:.3f}'))
