@@ -1,6 +1,6 @@
 """Plant wrong labels and off-topic photos into a copy of a real data set, audit it, and train before vs after cleaning.
 
-    python bench/label_noise.py [--data ../shared/data/cub25] [--flip 0.05] [--seeds 0,1,2] [--size 128] [--epochs 4] [--no-train]
+    python bench/label_noise.py [--data ../shared/data/cub25] [--flip 0.05] [--seeds 0,1,2] [--size 128] [--epochs 4] [--train-seeds 42,43,44] [--no-train]
 
 1. Plants problems in a table over the data (the photos are not copied; off-topic photos are written
    to a temporary folder): `--flip` of the photos get another species' label; off-topic photos are the
@@ -10,8 +10,8 @@
    precision and recall at the default thresholds, with the findings on clean photos counted as false;
    once per planting seed in `--seeds` (different flipped photos), then the mean.
 3. Unless `--no-train`, on the first seed: trains the same recipe (Lite0, `--size`, `--epochs`) on the dirty set and on
-   the set with the findings quarantined (dropped from the table), on one split, and prints the test
-   accuracy of each on the same clean test photos.
+   the set with the findings quarantined (dropped from the table), on one split, once per training seed in
+   `--train-seeds`, and prints the test accuracy of each on the same clean test photos, and the mean.
 """
 import argparse, os, platform, random, sys, tempfile, time
 from pathlib import Path
@@ -78,6 +78,7 @@ if __name__=='__main__':
     ap.add_argument('--flip', type=float, default=0.05); ap.add_argument('--off', type=int, default=40)
     ap.add_argument('--size', type=int, default=128); ap.add_argument('--epochs', type=int, default=4)
     ap.add_argument('--no-train', action='store_true'); ap.add_argument('--seeds', default='0,1,2')
+    ap.add_argument('--train-seeds', default='42,43,44')
     a = ap.parse_args()
     from birdlab.split import read_folder, split_table
     from birdlab.clean import find_noise
@@ -105,9 +106,12 @@ if __name__=='__main__':
     dirty = pd.concat([df[df.split!='test'], test])[['path','label','split']]
     bad = set(found.path)
     cleaned = pd.concat([df[(df.split!='test') & ~df.path.isin(bad)], test])[['path','label','split']]
-    accs = {name: train_acc(t.reset_index(drop=True), a.size, a.epochs) for name,t in (('dirty', dirty), ('cleaned', cleaned))}
-    print(f"\n2. Lite0, {a.size} px, 1+{a.epochs} epochs, lr 8e-3, one split; test: {len(test)} clean photos")
-    print(f"{'training set':<28} {'photos':>7} {'test accuracy':>14}")
-    for (name,t),acc in zip((('dirty', dirty), ('cleaned (findings removed)', cleaned)), accs.values()):
-        print(f"{name:<28} {int((t.split!='test').sum()):>7} {acc:>14.1%}")
+    tseeds = [int(s) for s in a.train_seeds.split(',')]
+    sets = {'dirty': dirty, 'cleaned (findings removed)': cleaned}
+    res = pd.DataFrame({name: [train_acc(t.reset_index(drop=True), a.size, a.epochs, seed=s) for s in tseeds] for name,t in sets.items()},
+                       index=pd.Index(tseeds, name='training seed')).T
+    res['mean'] = res.mean(axis=1); res.insert(0, 'photos', [int((t.split!='test').sum()) for t in sets.values()])
+    print(f"\n2. Lite0, {a.size} px, 1+{a.epochs} epochs, lr 8e-3, one split, training seeds {a.train_seeds}; test accuracy on {len(test)} clean photos")
+    print(res.to_string(float_format=lambda x: f'{x:.1%}'))
+    print(f"cleaned - dirty: {res['mean'].iloc[1]-res['mean'].iloc[0]:+.1%} (mean), better in {int((res.iloc[1, 1:-1] > res.iloc[0, 1:-1]).sum())} of {len(tseeds)} seeds")
     print(f"total {time.time()-t0:.0f} s")
