@@ -186,6 +186,12 @@ def _no_room(e:OSError, what:str, folder:Path, need:int=0)->OSError:
     return OSError(e.errno, f"Cannot {what}{need} in {folder}: {e.strerror}. Free space there, point $BIRDLAB_CACHE (or cache=) at "
                             "another folder, or read the photos directly with cache=False.")
 
+def _reserve(fd:int, n:int):
+    "Allocate `n` bytes of disk for file `fd` (so writes through a memory map cannot hit a full disk)."
+    if hasattr(os, 'posix_fallocate'): return os.posix_fallocate(fd, 0, n)
+    zeros = bytes(1<<26)                                   # macOS, Windows: write the zeros ourselves
+    for i in range(0, n, len(zeros)): os.write(fd, zeros[:min(len(zeros), n-i)])
+
 @patch(cls_method=True)
 def build(cls:PhotoArray,
     files:list,              # photo files
@@ -208,7 +214,7 @@ def build(cls:PhotoArray,
     try: folder.mkdir(parents=True, exist_ok=True); tmp = folder/f'.{key}.{os.getpid()}.{threading.get_ident()}.tmp'; fd = os.open(tmp, os.O_CREAT|os.O_EXCL|os.O_RDWR, 0o644)
     except OSError as e: raise _no_room(e, 'write the photo array', folder) from e
     try:
-        try: os.posix_fallocate(fd, 0, need)              # all the space now: a full disk fails here, not halfway
+        try: _reserve(fd, need)                            # all the space now: a full disk fails here, not halfway
         except OSError as e: raise _no_room(e, 'reserve the photo array', folder, need) from e
         mm = np.memmap(tmp, np.uint8, 'r+', shape=(n, presize, long, 3))
         width, side, bad = np.zeros(n, np.int64), np.zeros(n, bool), {}

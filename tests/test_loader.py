@@ -73,3 +73,14 @@ def test_ctrl_c_stops_the_build_at_once(tmp_path):
     t0 = time.time(); p.send_signal(signal.SIGINT); out, err = p.communicate(timeout=60)
     assert time.time()-t0 < 20 and 'KeyboardInterrupt' in err
     assert list(arrays.iterdir()) == []
+
+def test_build_without_posix_fallocate(tmp_path, monkeypatch):
+    "Where the OS has no posix_fallocate (macOS, Windows), the space is reserved by writing zeros, and the array is the same."
+    import birdlab.core
+    from birdlab.data import PhotoArray
+    files = sorted(birdlab.core.sample_path().glob('*/*.jpg'))[:10]
+    a = PhotoArray.build(files, 96, cache=tmp_path/'a')
+    monkeypatch.delattr(os, 'posix_fallocate')
+    b = PhotoArray.build(files, 96, cache=tmp_path/'b')
+    assert b.fn.stat().st_size == a.fn.stat().st_size == 10*96*128*3
+    assert np.array_equal(np.asarray(a.data), np.asarray(b.data))
