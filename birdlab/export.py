@@ -13,15 +13,15 @@ import onnx, onnxruntime as ort
 from onnxruntime.quantization import quantize_static, QuantFormat, QuantType, CalibrationDataReader
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from fastai.vision.all import Learner, Resize, RandomResizedCropGPU, Normalize
-from .core import save_json, new_run_dir
+from .core import save_json, new_run_dir, atomic_write
 from .learner import versions
 from .evaluate import scale_probs, is_known
 from .interpret import load_run
 from .inference import sha256, ort_session, softmax
 
 # %% auto #0
-__all__ = ['ONNX_OPSET', 'preprocessing', 'to_onnx', 'onnx_probs', 'batches', 'torch_probs', 'parity', 'quantize_int8',
-           'model_card', 'export_run']
+__all__ = ['ONNX_OPSET', 'preprocessing', 'to_onnx', 'onnx_probs', 'stamp_metadata', 'onnx_metadata', 'batches', 'torch_probs',
+           'parity', 'quantize_int8', 'model_card', 'export_run']
 
 # %% ../nbs/12b_export.ipynb #e59b625d
 def preprocessing(
@@ -47,19 +47,40 @@ def to_onnx(
     fn:str|Path,          # the .onnx file to write
     opset:int=ONNX_OPSET, # ONNX operator set
 )->Path:
-    "Export `learn`'s network to ONNX: input `image` (batch, 3, size, size) float32, output `logits`."
+    "Export `learn`'s network to ONNX: input `image` (batch, 3, size, size) float32, output `logits`; class names and preprocessing in its metadata."
     fn = Path(fn); size = preprocessing(learn)['size']
     model = learn.model.eval().cpu().to(memory_format=torch.contiguous_format)
     tmp = fn.with_name(f'.{fn.name}.tmp')
     torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(tmp), dynamo=False, opset_version=opset,
                       input_names=['image'], output_names=['logits'], dynamic_axes={'image':{0:'batch'}, 'logits':{0:'batch'}})
     onnx.checker.check_model(str(tmp))
+    stamp_metadata(tmp, dict(classes=list(learn.dls.vocab), preprocessing=preprocessing(learn), producer='birdlab'))
     tmp.replace(fn)
     return fn
 
 def onnx_probs(sess, xb:np.ndarray, bs:int=64)->np.ndarray:
     "Softmax probabilities of an onnxruntime session on preprocessed images `xb`."
     return np.concatenate([softmax(sess.run(None, {'image': xb[i:i+bs]})[0]) for i in range(0, len(xb), bs)])
+
+# %% ../nbs/12b_export.ipynb #ffce25ad
+def stamp_metadata(
+    fn:str|Path,  # an .onnx file, rewritten atomically
+    meta:dict,    # entries to set; values that are not strings are stored as JSON
+)->Path:
+    "Set `meta` in the ONNX file's metadata (`metadata_props`), keeping its other entries."
+    fn = Path(fn); m = onnx.load(str(fn))
+    props = {p.key: p.value for p in m.metadata_props} | {k: v if isinstance(v, str) else json.dumps(v) for k,v in meta.items()}
+    del m.metadata_props[:]
+    for k,v in props.items(): m.metadata_props.add(key=k, value=v)
+    atomic_write(fn, m.SerializeToString())
+    return fn
+
+def onnx_metadata(
+    fn:str|Path,  # an .onnx file
+)->dict:          # classes (list) and preprocessing (dict), as birdlab stamps them, plus any other entries
+    "The metadata of an ONNX model as onnxruntime reads it, with birdlab's JSON entries decoded."
+    meta = dict(ort.InferenceSession(str(fn), providers=['CPUExecutionProvider']).get_modelmeta().custom_metadata_map)
+    return {k: json.loads(v) if k in ('classes', 'preprocessing') else v for k,v in meta.items()}
 
 # %% ../nbs/12b_export.ipynb #241af1fe
 def batches(
@@ -158,7 +179,7 @@ def export_run(
     res = dict(out=out, onnx=fp32, card=out/'model.json', report=rep)
     if int8:
         xv,_ = batches(learn, man[man.split=='valid']) if (man.split=='valid').any() else (np.zeros((0,)), None)
-        q8 = quantize_int8(fp32, out/'model_int8.onnx', xv)
+        q8 = stamp_metadata(quantize_int8(fp32, out/'model_int8.onnx', xv), onnx_metadata(fp32))
         p8 = onnx_probs(ort_session(q8), xt)
         rep['onnx_int8'] = dict(**_accuracy(p8, yt, cal), **parity(ref, p8), n_calibration=int(len(xv)))
         save_json(out/'model_int8.json', model_card(q8, learn, cal, metrics=rep['onnx_int8'], opset=opset, quantization='int8 static QDQ, per-channel', **src))
