@@ -6,7 +6,7 @@ Docs: https://birdlab.github.io/birdlab/export.html.md"""
 
 # %% ../nbs/12b_export.ipynb #b3447a06
 from __future__ import annotations
-import hashlib, json, time
+import hashlib, json, os, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import onnx, onnxruntime as ort
@@ -20,8 +20,8 @@ from .interpret import load_run
 from .inference import sha256, ort_session, softmax
 
 # %% auto #0
-__all__ = ['ONNX_OPSET', 'preprocessing', 'to_onnx', 'onnx_probs', 'stamp_metadata', 'onnx_metadata', 'batches', 'torch_probs',
-           'parity', 'quantize_int8', 'model_card', 'export_run']
+__all__ = ['ONNX_OPSET', 'EXPORT_FORMATS', 'preprocessing', 'to_onnx', 'onnx_probs', 'stamp_metadata', 'onnx_metadata', 'batches',
+           'torch_probs', 'parity', 'quantize_int8', 'to_ort', 'model_card', 'export_run']
 
 # %% ../nbs/12b_export.ipynb #e59b625d
 def preprocessing(
@@ -131,9 +131,25 @@ def quantize_int8(
         for f in (pre, tmp): f.unlink(missing_ok=True)
     return out
 
+# %% ../nbs/12b_export.ipynb #95eee8fd
+def to_ort(
+    fn:str|Path,   # an .onnx file
+)->Path:           # the .ort file beside it (with its .required_operators.config)
+    "Convert an ONNX model to ONNX Runtime's mobile `.ort` format (optimisations fixed at conversion)."
+    from onnxruntime.tools.convert_onnx_models_to_ort import convert_onnx_models_to_ort, OptimizationStyle
+    import contextlib, io, shutil, tempfile
+    fn = Path(fn)
+    with tempfile.TemporaryDirectory(dir=fn.parent) as d, contextlib.redirect_stdout(io.StringIO()):
+        convert_onnx_models_to_ort(fn, output_dir=Path(d), optimization_styles=[OptimizationStyle.Fixed])
+        for f in Path(d).iterdir():
+            if f.is_file(): os.replace(f, fn.parent/f.name)
+    out = fn.with_suffix('.ort')
+    if not out.is_file(): raise RuntimeError(f"onnxruntime's converter wrote no {out.name} for {fn}.")
+    return out
+
 # %% ../nbs/12b_export.ipynb #6dcbb8f0
 def model_card(
-    fn:str|Path,           # the .onnx file the card describes
+    fn:str|Path,           # the .onnx (or .ort) file the card describes
     learn:Learner,         # the learner it was exported from
     cal:dict|None=None,    # calibration (temperature, threshold)
     metrics:dict|None=None,# measured figures for this file
@@ -141,7 +157,7 @@ def model_card(
 )->dict:
     "The model card of `fn`: classes, preprocessing, calibration, metrics, versions, sha256."
     fn = Path(fn)
-    return dict(format='onnx', file=fn.name, sha256=sha256(fn), bytes=fn.stat().st_size,
+    return dict(format=fn.suffix.lstrip('.'), file=fn.name, sha256=sha256(fn), bytes=fn.stat().st_size,
                 input=dict(name='image', **preprocessing(learn)), output=dict(name='logits', activation='softmax'),
                 classes=list(learn.dls.vocab), temperature=(cal or {}).get('temperature', 1.0),
                 threshold=(cal or {}).get('threshold', 0.0), target_precision=(cal or {}).get('target_precision'),
@@ -156,15 +172,20 @@ def _accuracy(p, y, cal):
     return dict(test_accuracy=round(float(ok.mean()), 4), test_coverage=round(float(known.float().mean()), 4),
                 test_selective_accuracy=round(float(ok[known.numpy()].mean()), 4) if known.any() else None, n_test=int(len(y)))
 
+EXPORT_FORMATS = ('onnx', 'ort')
+
 def export_run(
     run:str|Path,            # a run folder (model.pth, config.json, manifest.csv, calibration.json)
     out:str|Path|None=None,  # new folder for the exported files; default RUN/export
     int8:bool=True,          # also write the int8 model
+    to:str|list='onnx',      # formats: 'onnx', 'ort' (ONNX Runtime Mobile); comma-separated or a list
     opset:int=ONNX_OPSET,    # ONNX operator set
     trust_pickle:bool=False, # load the run's `model.pkl` (runs code from the file: only for runs you made)
 )->dict:                     # paths and the comparison figures
-    "Export a run to ONNX (and int8), check both against PyTorch on the test photos, and write their model cards."
+    "Export a run to ONNX (and int8; with `to` including 'ort', also ONNX Runtime Mobile), check each file against PyTorch on the test photos, and write their model cards."
     run = Path(run)
+    to = [t.strip() for t in (to.split(',') if isinstance(to, str) else to) if t.strip()]
+    if bad := [t for t in to if t not in EXPORT_FORMATS]: raise ValueError(f"Cannot export to {', '.join(bad)}: choose from {', '.join(EXPORT_FORMATS)}.")
     learn,man,cal = load_run(run, cpu=True, trust_pickle=trust_pickle)
     if man is None or not (man.split=='test').any(): raise ValueError(f"{str(run)!r} has no test rows in manifest.csv to check the export on.")
     out = new_run_dir(Path(run)/'export' if out is None else out)
@@ -184,6 +205,14 @@ def export_run(
         rep['onnx_int8'] = dict(**_accuracy(p8, yt, cal), **parity(ref, p8), n_calibration=int(len(xv)))
         save_json(out/'model_int8.json', model_card(q8, learn, cal, metrics=rep['onnx_int8'], opset=opset, quantization='int8 static QDQ, per-channel', **src))
         res.update(onnx_int8=q8, card_int8=out/'model_int8.json')
-    rep['mb'] = {f.name: round(f.stat().st_size/2**20, 2) for f in [run/'model.pth', fp32, *( [res['onnx_int8']] if int8 else [])] if f.exists()}
+    if 'ort' in to:   # the same checks on each .ort file, with its own card
+        for kind in [k for k in ('fp32', 'int8') if f'onnx_{k}' in rep]:
+            f = to_ort(res['onnx' if kind=='fp32' else 'onnx_int8'])
+            p = onnx_probs(ort_session(f), xt)
+            rep[f'ort_{kind}'] = dict(**_accuracy(p, yt, cal), **parity(ref, p))
+            save_json(f.with_suffix('.json'), model_card(f, learn, cal, metrics=rep[f'ort_{kind}'], opset=opset, **src,
+                                                         **({'quantization':'int8 static QDQ, per-channel'} if kind=='int8' else {})))
+            res[f'ort_{kind}'] = f
+    rep['mb'] = {f.name: round(f.stat().st_size/2**20, 2) for f in [run/'model.pth', *[v for k,v in res.items() if k in ('onnx','onnx_int8','ort_fp32','ort_int8')]] if f.exists()}
     save_json(out/'export.json', rep)
     return res

@@ -73,3 +73,13 @@ def test_train_on_csv_manifest(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path/'run'/'metrics.json').read_text())
     assert m['n_test'] == 10 and m['n_classes'] == 10   # the CSV's own split was kept
+
+def test_export_to_mobile_formats(exported):
+    "`birdlab export --to onnx,ort` writes the ONNX Runtime Mobile files with their cards, and prints each file's checks."
+    exp, r = exported
+    for f in ('model.ort', 'model_int8.ort', 'model.json', 'model_int8.json', 'model.required_operators.config'): assert (exp/f).is_file(), f
+    import onnxruntime as ort, json
+    meta = ort.InferenceSession(str(exp/'model.ort'), providers=['CPUExecutionProvider']).get_modelmeta().custom_metadata_map
+    assert json.loads(meta['classes']) == json.loads((exp/'model.json').read_text())['classes']
+    rows = {l.split()[0] for l in r.stdout.splitlines() if l.strip()}
+    assert {'onnx_fp32', 'onnx_int8', 'ort_fp32', 'ort_int8'} <= rows, r.stdout
