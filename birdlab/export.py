@@ -210,7 +210,7 @@ def export_run(
             f = to_ort(res['onnx' if kind=='fp32' else 'onnx_int8'])
             p = onnx_probs(ort_session(f), xt)
             rep[f'ort_{kind}'] = dict(**_accuracy(p, yt, cal), **parity(ref, p))
-            save_json(f.with_suffix('.json'), model_card(f, learn, cal, metrics=rep[f'ort_{kind}'], opset=opset, **src,
+            save_json(f.with_name(f.name+'.json'), model_card(f, learn, cal, metrics=rep[f'ort_{kind}'], opset=opset, **src,
                                                          **({'quantization':'int8 static QDQ, per-channel'} if kind=='int8' else {})))
             res[f'ort_{kind}'] = f
     rep['mb'] = {f.name: round(f.stat().st_size/2**20, 2) for f in [run/'model.pth', *[v for k,v in res.items() if k in ('onnx','onnx_int8','ort_fp32','ort_int8')]] if f.exists()}

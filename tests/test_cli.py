@@ -77,8 +77,12 @@ def test_train_on_csv_manifest(tmp_path):
 def test_export_to_mobile_formats(exported):
     "`birdlab export --to onnx,ort` writes the ONNX Runtime Mobile files with their cards, and prints each file's checks."
     exp, r = exported
-    for f in ('model.ort', 'model_int8.ort', 'model.json', 'model_int8.json', 'model.required_operators.config'): assert (exp/f).is_file(), f
+    for f in ('model.ort', 'model_int8.ort', 'model.ort.json', 'model_int8.ort.json', 'model.required_operators.config'): assert (exp/f).is_file(), f
     import onnxruntime as ort, json
+    from birdlab.inference import sha256
+    for f in ('model.onnx', 'model_int8.onnx', 'model.ort', 'model_int8.ort'):   # every card names its own file's hash
+        card = exp/(f.replace('.onnx', '.json') if f.endswith('.onnx') else f+'.json')
+        assert json.loads(card.read_text())['sha256'] == sha256(exp/f), f
     meta = ort.InferenceSession(str(exp/'model.ort'), providers=['CPUExecutionProvider']).get_modelmeta().custom_metadata_map
     assert json.loads(meta['classes']) == json.loads((exp/'model.json').read_text())['classes']
     rows = {l.split()[0] for l in r.stdout.splitlines() if l.strip()}
