@@ -66,7 +66,7 @@ def _cleanvision(paths:list)->pd.DataFrame:
     import contextlib
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         lab = Imagelab(filepaths=[str(p) for p in paths])
-        lab.find_issues({k:{} for k in _CV_ISSUES}, verbose=False)
+        lab.find_issues({k:{} for k in _CV_ISSUES}, n_jobs=1, verbose=False)   # in-process: its fork pool can hang a threaded parent
     return lab.issues
 
 def audit(

@@ -220,10 +220,13 @@ def build(cls:PhotoArray,
         width, side, bad = np.zeros(n, np.int64), np.zeros(n, bool), {}
         old, todo = _reusable(folder, presize, long), []
         opened = {}
+        def _open(meta):   # an older array to copy rows from; a damaged one is skipped (its photos are decoded)
+            try: return cls(meta)
+            except (OSError, ValueError, KeyError): return None
         for i,idt in enumerate(idents):
             m = old.get(tuple(idt))
-            if m is None: todo.append(i); continue
-            pa = opened.get(m[0]) or opened.setdefault(m[0], cls(m[0]))
+            pa = None if m is None else (opened[m[0]] if m[0] in opened else opened.setdefault(m[0], _open(m[0])))
+            if pa is None: todo.append(i); continue
             mm[i], width[i], side[i] = pa.data[m[1]], pa.width[m[1]], pa.sideways[m[1]]
         def one(i):
             try: a,width[i],side[i] = _slot(files[i], presize, long, wide[i]); mm[i, :, :width[i]] = a
