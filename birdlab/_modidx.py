@@ -363,4 +363,5 @@ d = { 'settings': { 'branch': 'main',
                                'birdlab.split.read_splits': ('split.html#read_splits', 'birdlab/split.py'),
                                'birdlab.split.split_stratified': ('split.html#split_stratified', 'birdlab/split.py'),
                                'birdlab.split.split_table': ('split.html#split_table', 'birdlab/split.py'),
+                               'birdlab.split.undecodable': ('split.html#undecodable', 'birdlab/split.py'),
                                'birdlab.split.write_manifest': ('split.html#write_manifest', 'birdlab/split.py')}}}

@@ -20,7 +20,7 @@ from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
 from .core import default_device, seed_everything, upright_rgb, cache_dir, atomic_write
 from .distrib import world_size
-from .split import read_data, split_table, check_images, check_species
+from .split import read_data, split_table, check_images, check_species, undecodable
 
 # %% auto #0
 __all__ = ['AUG_PRESETS', 'LOADERS', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache', 'PhotoArray', 'cache_info',
@@ -126,7 +126,7 @@ class PhotoArray:
         self.meta = Path(meta); m = json.loads(self.meta.read_text())
         if m.get('version') != _ARRAY_VERSION: raise ValueError(f"{self.meta}: photo array version {m.get('version')}; this birdlab reads {_ARRAY_VERSION}.")
         self.fn, self.presize, self.long, self.files = self.meta.with_suffix('.u8'), m['presize'], m['long'], m['files']
-        self.width, self.sideways = np.array(m['width'], np.int64), np.array(m['sideways'], bool)
+        self.width, self.sideways, self.created = np.array(m['width'], np.int64), np.array(m['sideways'], bool), m.get('created')
         self.shape = (len(self.files), self.presize, self.long, 3)
         if self.fn.stat().st_size != math.prod(self.shape): raise ValueError(
             f"{self.fn} holds {self.fn.stat().st_size:,} bytes, not the {math.prod(self.shape):,} its description says: it is damaged (it will be rebuilt).")
@@ -237,9 +237,7 @@ def build(cls:PhotoArray,
         try:
             for _ in progress_bar(ex.map(one, todo), total=len(todo), leave=False): pass
         finally: ex.shutdown(cancel_futures=True)    # Ctrl-C: stop at once, not after every photo
-        if bad:
-            lst = '\n'.join(f'  {p}: {r}' for p,r in list(bad.items())[:20])
-            raise ValueError(f"{len(bad)} of {n} image(s) cannot be decoded:\n{lst}\nMove them out of the data set (or re-download them), then try again.")
+        if bad: raise undecodable(bad, n)
         mm.flush(); del mm
         os.replace(tmp, meta.with_suffix('.u8'))
         try: atomic_write(meta, json.dumps(dict(version=_ARRAY_VERSION, presize=presize, long=long, files=idents,
@@ -264,7 +262,7 @@ def cache_info(
     "What birdlab keeps in the cache: photo arrays (with how many of their photos changed), presize and feature caches, leftovers."
     rows, adir = [], cache_dir('arrays', cache)
     for m in sorted(adir.glob('*.json')):
-        try: pa = PhotoArray(m); st = pa.stale(); n = len(pa); created = json.loads(m.read_text()).get('created')
+        try: pa = PhotoArray(m); st, n, created = pa.stale(), len(pa), pa.created
         except (OSError, ValueError, KeyError): st = n = created = None   # damaged: counts as stale
         rows.append(dict(kind='array', name=m.stem, photos=n, bytes=_du([m, m.with_suffix('.u8')]), stale=st if st is not None else -1,
                          created=pd.Timestamp(created, unit='s').floor('s') if created else pd.NaT, files=[m, m.with_suffix('.u8')]))

@@ -13,8 +13,8 @@ from PIL import Image
 from .core import IMG_EXTS, ImageError, atomic_write, sample_path, upright_rgb
 
 # %% auto #0
-__all__ = ['SPLITS', 'read_folder', 'read_splits', 'read_csv', 'read_data', 'inspect_image', 'bad_images', 'check_images',
-           'check_species', 'split_stratified', 'split_table', 'write_manifest']
+__all__ = ['SPLITS', 'read_folder', 'read_splits', 'read_csv', 'read_data', 'inspect_image', 'bad_images', 'undecodable',
+           'check_images', 'check_species', 'split_stratified', 'split_table', 'write_manifest']
 
 # %% ../nbs/03_split.ipynb #569a102b
 SPLITS = ('train','valid','test')
@@ -128,16 +128,20 @@ def bad_images(
     "Decode every file in `paths` fully; return the ones that fail, with the reason."
     return {str(p):r['error'] for p in paths if not (r := inspect_image(p))['ok']}
 
+def undecodable(
+    bad:dict,  # {path: reason}, as `bad_images` returns
+    n:int,     # how many images were decoded in all
+)->ValueError:
+    "The error that lists the images in `bad` (the first 20) and says what to do."
+    lst = '\n'.join(f'  {p}: {r}' for p,r in list(bad.items())[:20])
+    return ValueError(f"{len(bad)} of {n} image(s) cannot be decoded:\n{lst}\nMove them out of the data set (or re-download them), then try again.")
+
 def check_images(
     src:pd.DataFrame|list, # a table with a `path` column, or a list of paths
 )->None:
     "Raise a clear error listing every image in `src` that cannot be decoded."
     paths = src['path'].tolist() if isinstance(src, pd.DataFrame) else list(src)
-    bad = bad_images(paths)
-    if bad:
-        lst = '\n'.join(f'  {p}: {r}' for p,r in list(bad.items())[:20])
-        raise ValueError(f"{len(bad)} of {len(paths)} image(s) cannot be decoded:\n{lst}\n"
-                         "Move them out of the data set (or re-download them), then try again.")
+    if bad := bad_images(paths): raise undecodable(bad, len(paths))
 
 # %% ../nbs/03_split.ipynb #efb3b87a
 def check_species(
