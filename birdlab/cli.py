@@ -1,4 +1,4 @@
-"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `export`, `serve`, `compare`, `ensemble`, `distill`, `audit`, `split`, `quarantine`, `restore`, `review`, `scrape`, `cache`.
+"""The `birdlab` command: `demo`, `train`, `evaluate`, `predict`, `export`, `serve`, `compare`, `ensemble`, `distill`, `audit`, `split`, `quarantine`, `restore`, `review`, `scrape`, `cache`, `push`, `pull`.
 
 Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 
@@ -7,7 +7,7 @@ Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 # %% auto #0
 __all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict_images', 'predict', 'evaluate_cmd', 'export_cmd', 'serve_cmd', 'compare_cmd',
            'ensemble_cmd', 'distill_cmd', 'audit_cmd', 'review_cmd', 'quarantine_cmd', 'restore_cmd', 'split_cmd',
-           'cache_cmd', 'scrape_cmd', 'main']
+           'cache_cmd', 'scrape_cmd', 'push_cmd', 'pull_cmd', 'main']
 
 # %% ../nbs/14_cli.ipynb #6ea7d382
 import sys, time, json, signal, threading   # no `from __future__ import annotations`: `delegates` + `parse_cli` need real annotations
@@ -386,10 +386,39 @@ def scrape_cmd(
     summ = scrape(src, out, n=n, engine=engine, base_url=base_url, delay=delay, driver_path=driver_path)
     print(summ.to_string()); print(f"Manifest -> {Path(out)/'manifest.csv'}")
 
+# %% ../nbs/14_cli.ipynb #0336300d
+def push_cmd(
+    run:str,               # run folder written by `birdlab train`
+    repo:Annotated[str, "the Hub repo, 'user/name' (created if missing)", {'opt':True, 'required':True}]=None,
+    export:str=None,       # the run's export folder (default RUN/export if there is one)
+    no_export:store_true=False, # upload the model and card only
+    license:str='other',   # the model's licence, a Hub licence id (apache-2.0, cc-by-4.0, ...)
+    data_license:str=None, # the training photos' terms, in words, for the model card
+    private:store_true=False, # create the repo private
+    trust_pickle:store_true=False, # load the run's model.pkl: RUNS CODE from the file, only for runs you made
+):
+    "Upload a run to the Hugging Face Hub in timm's format (safetensors, config, exports, model card); never a pickle."
+    from birdlab.hub import push
+    url = push(run, repo, export=False if no_export else export, license=license, data_license=data_license, private=private, trust_pickle=trust_pickle)
+    print(f"Pushed {run} -> {url}\nLoad it with timm: timm.create_model('hf-hub:{repo}', pretrained=True), or `birdlab pull {repo}`.")
+    return url
+
+def pull_cmd(
+    repo:Annotated[str, "the Hub repo, 'user/name'", {'opt':False}],
+    out:str=None,          # a new folder (default runs/hub-<user>--<name>)
+    revision:str=None,     # a branch, tag or commit (default the latest)
+):
+    "Download a model from the Hugging Face Hub into a new folder: safetensors, config, card and exports, never a pickle."
+    from birdlab.hub import pull
+    dest = pull(repo, out, revision=revision)
+    print(f"Pulled {repo} -> {dest}" + (f"\nServe it: birdlab serve {dest/'export'}" if (dest/'export').is_dir() else ''))
+    return dest
+
 # %% ../nbs/14_cli.ipynb #fba44306
 COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'export':export_cmd, 'serve':serve_cmd,
             'compare':compare_cmd, 'ensemble':ensemble_cmd, 'distill':distill_cmd, 'audit':audit_cmd, 'split':split_cmd,
-            'quarantine':quarantine_cmd, 'restore':restore_cmd, 'review':review_cmd, 'scrape':scrape_cmd, 'cache':cache_cmd}
+            'quarantine':quarantine_cmd, 'restore':restore_cmd, 'review':review_cmd, 'scrape':scrape_cmd, 'cache':cache_cmd,
+            'push':push_cmd, 'pull':pull_cmd}
 _USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError, ChildProcessError)
 
 def main(argv:list|None=None):
