@@ -190,15 +190,17 @@ def export_cmd(
     no_int8:store_true=False, # skip the int8 model
     to:str='onnx',          # formats, comma-separated: onnx, ort (ONNX Runtime Mobile, for Android and iOS apps)
     trust_pickle:store_true=False, # load the run's model.pkl: RUNS CODE from the file, only for runs you made
+    int8_max_drop:float=0.05, # refuse the int8 model if its test accuracy is more than this below PyTorch's
 ):
     "Export a run to ONNX and int8 ONNX (and --to ort) with model cards, checked against PyTorch on the test photos."
     from birdlab.export import export_run
-    res = export_run(run, out=out, int8=not no_int8, to=to, trust_pickle=trust_pickle)
+    res = export_run(run, out=out, int8=not no_int8, to=to, trust_pickle=trust_pickle, int8_max_drop=int8_max_drop)
     rep = res['report']
     print(f"{'model':<12} {'MB':>6} {'test acc':>9} {'max |dp|':>9} {'top-1 agree':>12}")
     print(f"{'pytorch':<12} {rep['mb'].get('model.pth', float('nan')):>6.2f} {rep['pytorch']['test_accuracy']:>9.1%}")
     for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort')):
-        if k in rep: print(f"{k:<12} {rep['mb'][f]:>6.2f} {rep[k]['test_accuracy']:>9.1%} {rep[k]['max_abs_diff']:>9.2e} {rep[k]['top1_agreement']:>12.1%}")
+        if k in rep and 'refused' in rep[k]: print(f"{k:<12} refused: {rep[k]['refused']}")
+        elif k in rep: print(f"{k:<12} {rep['mb'][f]:>6.2f} {rep[k]['test_accuracy']:>9.1%} {rep[k]['max_abs_diff']:>9.2e} {rep[k]['top1_agreement']:>12.1%}")
     print(f"\n{rep['n_test']} test photos. Exported -> {res['out']}  (serve it: birdlab serve {res['out']})")
     return res
 

@@ -6,7 +6,7 @@ Docs: https://birdlab.github.io/birdlab/export.html.md"""
 
 # %% ../nbs/12b_export.ipynb #b3447a06
 from __future__ import annotations
-import hashlib, json, os, time
+import hashlib, json, os, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import onnx, onnxruntime as ort
@@ -181,6 +181,7 @@ def export_run(
     to:str|list='onnx',      # formats: 'onnx', 'ort' (ONNX Runtime Mobile); comma-separated or a list
     opset:int=ONNX_OPSET,    # ONNX operator set
     trust_pickle:bool=False, # load the run's `model.pkl` (runs code from the file: only for runs you made)
+    int8_max_drop:float=0.05,# refuse the int8 model if its test accuracy is lower than PyTorch's by more than this
 )->dict:                     # paths and the comparison figures
     "Export a run to ONNX (and int8; with `to` including 'ort', also ONNX Runtime Mobile), check each file against PyTorch on the test photos, and write their model cards."
     run = Path(run)
@@ -203,10 +204,16 @@ def export_run(
         q8 = stamp_metadata(quantize_int8(fp32, out/'model_int8.onnx', xv), onnx_metadata(fp32))
         p8 = onnx_probs(ort_session(q8), xt)
         rep['onnx_int8'] = dict(**_accuracy(p8, yt, cal), **parity(ref, p8), n_calibration=int(len(xv)))
-        save_json(out/'model_int8.json', model_card(q8, learn, cal, metrics=rep['onnx_int8'], opset=opset, quantization='int8 static QDQ, per-channel', **src))
-        res.update(onnx_int8=q8, card_int8=out/'model_int8.json')
+        if (drop := rep['pytorch']['test_accuracy']-rep['onnx_int8']['test_accuracy']) > int8_max_drop:   # a broken int8 model is not shipped
+            q8.unlink()
+            rep['onnx_int8']['refused'] = (f"int8 test accuracy {rep['onnx_int8']['test_accuracy']:.1%} against {rep['pytorch']['test_accuracy']:.1%} "
+                f"for PyTorch ({drop:.1%} lower, more than int8_max_drop={int8_max_drop:.1%}); top-1 agreement {rep['onnx_int8']['top1_agreement']:.1%}")
+            warnings.warn(f"model_int8.onnx was not written: {rep['onnx_int8']['refused']}. Use model.onnx, or calibrate on more validation photos.")
+        else:
+            save_json(out/'model_int8.json', model_card(q8, learn, cal, metrics=rep['onnx_int8'], opset=opset, quantization='int8 static QDQ, per-channel', **src))
+            res.update(onnx_int8=q8, card_int8=out/'model_int8.json')
     if 'ort' in to:   # the same checks on each .ort file, with its own card
-        for kind in [k for k in ('fp32', 'int8') if f'onnx_{k}' in rep]:
+        for kind in [k for k in ('fp32', 'int8') if ('onnx' if k=='fp32' else 'onnx_int8') in res]:
             f = to_ort(res['onnx' if kind=='fp32' else 'onnx_int8'])
             p = onnx_probs(ort_session(f), xt)
             rep[f'ort_{kind}'] = dict(**_accuracy(p, yt, cal), **parity(ref, p))

@@ -86,10 +86,11 @@ def _md(s)->str:
 def _pct(v)->str: return '' if v is None or v!=v else f'{v:.1%}'
 
 def _card_exports(rep:dict)->str:
-    rows = [(k, f) for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort')) if k in rep]
+    rows = [(k, f) for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort')) if k in rep and 'refused' not in rep[k]]
     if not rows: return 'No exports were uploaded with this model: `birdlab export RUN` makes them.\n'
     t = '| file | MB | test accuracy | max \\|Δp\\| vs PyTorch | top-1 agreement |\n|---|---|---|---|---|\n'
     t += ''.join(f"| `export/{f}` | {rep.get('mb', {}).get(f, float('nan')):.2f} | {_pct(rep[k]['test_accuracy'])} | {rep[k]['max_abs_diff']:.1e} | {_pct(rep[k]['top1_agreement'])} |\n" for k,f in rows)
+    t += ''.join(f"\n{k} was not exported: {_md(rep[k]['refused'])}.\n" for k in ('onnx_int8', 'ort_int8') if 'refused' in rep.get(k, {}))
     return t + f"\nEach file was checked against the PyTorch model on the {rep.get('n_test', '?')} test photos when it was exported. Each `.json` card beside it names its file's sha256, classes and preprocessing.\n"
 
 # %% ../nbs/12c_hub.ipynb #d0dea624

@@ -87,3 +87,12 @@ def test_export_to_mobile_formats(exported):
     assert json.loads(meta['classes']) == json.loads((exp/'model.json').read_text())['classes']
     rows = {l.split()[0] for l in r.stdout.splitlines() if l.strip()}
     assert {'onnx_fp32', 'onnx_int8', 'ort_fp32', 'ort_int8'} <= rows, r.stdout
+
+def test_export_refuses_a_broken_int8(demo_run, tmp_path):
+    "An int8 model below the accuracy bar is not written; the command says why, with the figures, and the fp32 export stands."
+    out, r = demo_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = run('birdlab', 'export', out, '--out', tmp_path/'exp', '--to', 'onnx,ort', '--int8-max-drop', '-0.01')   # a bar no model can pass
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'onnx_int8    refused: int8 test accuracy' in r.stdout and 'model_int8.onnx was not written' in r.stderr, r.stdout + r.stderr
+    assert sorted(f.name for f in (tmp_path/'exp').glob('model*')) == ['model.json', 'model.onnx', 'model.ort', 'model.ort.json', 'model.required_operators.config']
