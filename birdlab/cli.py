@@ -188,7 +188,7 @@ def export_cmd(
     run:str,                # run folder (model.pth, config.json, manifest.csv, calibration.json)
     out:str=None,           # new folder for the exported files (default RUN/export)
     no_int8:store_true=False, # skip the int8 model
-    to:str='onnx',          # formats, comma-separated: onnx, ort (ONNX Runtime Mobile, for Android and iOS apps)
+    to:str='onnx',          # formats, comma-separated: onnx, ort (ONNX Runtime Mobile), executorch (needs birdlab[executorch]), coreml (needs birdlab[coreml])
     trust_pickle:store_true=False, # load the run's model.pkl: RUNS CODE from the file, only for runs you made
     int8_max_drop:float=0.05, # refuse the int8 model if its test accuracy is more than this below PyTorch's
 ):
@@ -198,9 +198,11 @@ def export_cmd(
     rep = res['report']
     print(f"{'model':<12} {'MB':>6} {'test acc':>9} {'max |dp|':>9} {'top-1 agree':>12}")
     print(f"{'pytorch':<12} {rep['mb'].get('model.pth', float('nan')):>6.2f} {rep['pytorch']['test_accuracy']:>9.1%}")
-    for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort')):
+    for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort'), ('executorch_fp32','model.pte')):
         if k in rep and 'refused' in rep[k]: print(f"{k:<12} refused: {rep[k]['refused']}")
         elif k in rep: print(f"{k:<12} {rep['mb'][f]:>6.2f} {rep[k]['test_accuracy']:>9.1%} {rep[k]['max_abs_diff']:>9.2e} {rep[k]['top1_agreement']:>12.1%}")
+    if 'coreml' in rep: print(f"{'coreml':<12} {rep['mb']['model.mlpackage']:>6.2f}   structure checked ({', '.join(k for k,v in rep['coreml'].items() if v is True)}); "
+                              f"calibrated network max |dp| {rep['coreml']['converted_max_abs_diff']:.1e} (Core ML itself runs on Apple systems only)")
     print(f"\n{rep['n_test']} test photos. Exported -> {res['out']}  (serve it: birdlab serve {res['out']})")
     return res
 
@@ -421,7 +423,7 @@ COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':p
             'compare':compare_cmd, 'ensemble':ensemble_cmd, 'distill':distill_cmd, 'audit':audit_cmd, 'split':split_cmd,
             'quarantine':quarantine_cmd, 'restore':restore_cmd, 'review':review_cmd, 'scrape':scrape_cmd, 'cache':cache_cmd,
             'push':push_cmd, 'pull':pull_cmd}
-_USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError, ChildProcessError)
+_USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError, ChildProcessError, ImportError)
 
 def main(argv:list|None=None):
     "Run `birdlab <command> [options]`."

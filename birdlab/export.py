@@ -6,9 +6,10 @@ Docs: https://birdlab.github.io/birdlab/export.html.md"""
 
 # %% ../nbs/12b_export.ipynb #b3447a06
 from __future__ import annotations
-import hashlib, json, os, time, warnings
+import copy, hashlib, importlib, json, os, shutil, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from torch import nn
 import onnx, onnxruntime as ort
 from onnxruntime.quantization import quantize_static, QuantFormat, QuantType, CalibrationDataReader
 from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -20,8 +21,9 @@ from .interpret import load_run
 from .inference import sha256, ort_session, softmax
 
 # %% auto #0
-__all__ = ['ONNX_OPSET', 'EXPORT_FORMATS', 'preprocessing', 'to_onnx', 'onnx_probs', 'stamp_metadata', 'onnx_metadata', 'batches',
-           'torch_probs', 'parity', 'quantize_int8', 'to_ort', 'model_card', 'export_run']
+__all__ = ['ONNX_OPSET', 'EXTRAS', 'EXPORT_FORMATS', 'preprocessing', 'to_onnx', 'onnx_probs', 'stamp_metadata', 'onnx_metadata',
+           'batches', 'torch_probs', 'parity', 'quantize_int8', 'to_ort', 'need_extra', 'to_coreml', 'coreml_checks',
+           'to_executorch', 'executorch_probs', 'digest', 'nbytes', 'model_card', 'export_run']
 
 # %% ../nbs/12b_export.ipynb #e59b625d
 def preprocessing(
@@ -147,9 +149,115 @@ def to_ort(
     if not out.is_file(): raise RuntimeError(f"onnxruntime's converter wrote no {out.name} for {fn}.")
     return out
 
+# %% ../nbs/12b_export.ipynb #b6ff8508
+EXTRAS = {'coreml':('coremltools', 'birdlab[coreml]', 'about 30 MB'),
+          'executorch':('executorch', 'birdlab[executorch]', 'about 500 MB')}
+
+def need_extra(
+    fmt:str, # an export format with an optional converter (a key of `EXTRAS`)
+):
+    "Raise an ImportError that names the pip extra to install if `fmt`'s converter is missing."
+    mod, extra, size = EXTRAS[fmt]
+    try: importlib.import_module(mod)
+    except ImportError: raise ImportError(f"Exporting to {fmt} needs {mod}, which birdlab does not install by default ({size}): pip install \"{extra}\"") from None
+
+# %% ../nbs/12b_export.ipynb #8bf69fcd
+class _Calibrated(nn.Module):
+    "An image in [0, 1] -> calibrated probabilities: normalise, run the network, softmax of the logits / temperature."
+    def __init__(self, model:nn.Module, mean, std, temperature:float=1.):
+        super().__init__(); self.model, self.t = model, float(temperature)
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+    def forward(self, x): return (self.model((x-self.mean)/self.std)/self.t).softmax(-1)
+
+# %% ../nbs/12b_export.ipynb #03cca5eb
+def to_coreml(
+    learn:Learner,      # the trained learner
+    fn:str|Path,        # the .mlpackage to write (a folder)
+    cal:dict|None=None, # calibration: its temperature is built in
+)->Path:
+    "Convert `learn`'s network to a Core ML package: image input, class labels and calibrated probabilities built in."
+    need_extra('coreml')
+    import coremltools as ct
+    fn, pre, vocab = Path(fn), preprocessing(learn), list(map(str, learn.dls.vocab))
+    s, t = pre['size'], float((cal or {}).get('temperature', 1.))
+    net = _Calibrated(copy.deepcopy(learn.model).cpu().float().to(memory_format=torch.contiguous_format), pre['mean'], pre['std'], t).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        traced = torch.jit.trace(net, torch.rand(1, 3, s, s))
+        ml = ct.convert(traced, inputs=[ct.ImageType(name='image', shape=(1, 3, s, s), scale=1/255, color_layout=ct.colorlayout.RGB)],
+                        classifier_config=ct.ClassifierConfig(vocab), convert_to='mlprogram', minimum_deployment_target=ct.target.iOS15)
+    ml.short_description = f'birdlab: {len(vocab)} bird species'
+    ml.user_defined_metadata.update(classes=json.dumps(vocab), preprocessing=json.dumps(pre), temperature=str(t), producer='birdlab')
+    tmp = fn.with_name(f'.tmp.{fn.name}')   # Core ML insists on the .mlpackage extension; shutil.rmtree(tmp, ignore_errors=True)
+    try: ml.save(str(tmp)); os.replace(tmp, fn)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return fn
+
+# %% ../nbs/12b_export.ipynb #7c579476
+def coreml_checks(
+    fn:str|Path,  # an .mlpackage written by `to_coreml`
+    vocab:list,   # the class names it must hold, in order
+    size:int,     # the input's side
+)->dict:          # what was checked, each True
+    "Read a Core ML package back and check its input, outputs and class labels; a ValueError says what is wrong."
+    import coremltools as ct
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); spec = ct.models.MLModel(str(fn), skip_model_load=True).get_spec()
+    d, inp = spec.description, spec.description.input[0]
+    f = spec.mlProgram.functions['main']; ops = f.block_specializations[f.opset].operations
+    cls = [o for o in ops if o.type=='classify']
+    labels = [v.immediateValue.tensor.strings.values[0] for v in cls[0].inputs['classes'].arguments[0].value.immediateValue.list.values] if cls else []
+    checks = dict(input_is_rgb_image=inp.name=='image' and inp.type.WhichOneof('Type')=='imageType' and inp.type.imageType.colorSpace==ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB,
+                  input_size=(inp.type.imageType.width, inp.type.imageType.height)==(size, size),
+                  outputs=[o.name for o in d.output]==['classLabel', 'classLabel_probs'] and d.predictedFeatureName=='classLabel',
+                  class_labels=labels==list(map(str, vocab)), metadata_classes=json.loads(d.metadata.userDefined.get('classes', '[]'))==list(map(str, vocab)))
+    if bad := [k for k,v in checks.items() if not v]: raise ValueError(f"The Core ML package {str(fn)!r} fails its checks: {', '.join(bad)}.")
+    return checks
+
+# %% ../nbs/12b_export.ipynb #84e2303d
+def to_executorch(
+    learn:Learner, # the trained learner
+    fn:str|Path,   # the .pte file to write
+)->Path:
+    "Lower `learn`'s network to an ExecuTorch program for XNNPACK (phone CPUs): input `image` (1, 3, size, size), output logits."
+    need_extra('executorch')
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    s = preprocessing(learn)['size']
+    model = copy.deepcopy(learn.model).eval().cpu().float().to(memory_format=torch.contiguous_format)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ep = torch.export.export(model, (torch.zeros(1, 3, s, s),))
+        prog = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch()
+    return atomic_write(fn, prog.buffer)
+
+def executorch_probs(fn:str|Path, x:np.ndarray)->np.ndarray:
+    "Softmax probabilities of the ExecuTorch program `fn` on images `x` (n, 3, s, s), one at a time."
+    from executorch.runtime import Runtime
+    method = Runtime.get().load_program(str(fn)).load_method('forward')
+    logits = np.concatenate([method.execute([torch.from_numpy(np.ascontiguousarray(xi[None]))])[0].numpy() for xi in x])
+    return softmax(logits)
+
+# %% ../nbs/12b_export.ipynb #7e61b039
+def digest(
+    fn:str|Path, # an exported file, or a folder export (an .mlpackage)
+)->str:          # hex sha256
+    "sha256 of an exported file, or of a folder over its files' relative paths and hashes: what a card records."
+    fn = Path(fn)
+    if not fn.is_dir(): return sha256(fn)
+    h = hashlib.sha256()
+    for f in sorted(p for p in fn.rglob('*') if p.is_file()): h.update(f'{f.relative_to(fn).as_posix()}\0{sha256(f)}\n'.encode())
+    return h.hexdigest()
+
+def nbytes(fn:str|Path)->int:
+    "Size in bytes of a file, or of all the files in a folder."
+    fn = Path(fn)
+    return sum(p.stat().st_size for p in fn.rglob('*') if p.is_file()) if fn.is_dir() else fn.stat().st_size
+
 # %% ../nbs/12b_export.ipynb #6dcbb8f0
 def model_card(
-    fn:str|Path,           # the .onnx (or .ort) file the card describes
+    fn:str|Path,           # the exported file (or .mlpackage folder) the card describes
     learn:Learner,         # the learner it was exported from
     cal:dict|None=None,    # calibration (temperature, threshold)
     metrics:dict|None=None,# measured figures for this file
@@ -157,7 +265,7 @@ def model_card(
 )->dict:
     "The model card of `fn`: classes, preprocessing, calibration, metrics, versions, sha256."
     fn = Path(fn)
-    return dict(format=fn.suffix.lstrip('.'), file=fn.name, sha256=sha256(fn), bytes=fn.stat().st_size,
+    return dict(format=fn.suffix.lstrip('.'), file=fn.name, sha256=digest(fn), bytes=nbytes(fn),
                 input=dict(name='image', **preprocessing(learn)), output=dict(name='logits', activation='softmax'),
                 classes=list(learn.dls.vocab), temperature=(cal or {}).get('temperature', 1.0),
                 threshold=(cal or {}).get('threshold', 0.0), target_precision=(cal or {}).get('target_precision'),
@@ -172,13 +280,13 @@ def _accuracy(p, y, cal):
     return dict(test_accuracy=round(float(ok.mean()), 4), test_coverage=round(float(known.float().mean()), 4),
                 test_selective_accuracy=round(float(ok[known.numpy()].mean()), 4) if known.any() else None, n_test=int(len(y)))
 
-EXPORT_FORMATS = ('onnx', 'ort')
+EXPORT_FORMATS = ('onnx', 'ort', 'executorch', 'coreml')
 
 def export_run(
     run:str|Path,            # a run folder (model.pth, config.json, manifest.csv, calibration.json)
     out:str|Path|None=None,  # new folder for the exported files; default RUN/export
     int8:bool=True,          # also write the int8 model
-    to:str|list='onnx',      # formats: 'onnx', 'ort' (ONNX Runtime Mobile); comma-separated or a list
+    to:str|list='onnx',      # formats: 'onnx', 'ort' (ONNX Runtime Mobile), 'executorch', 'coreml'; comma-separated or a list
     opset:int=ONNX_OPSET,    # ONNX operator set
     trust_pickle:bool=False, # load the run's `model.pkl` (runs code from the file: only for runs you made)
     int8_max_drop:float=0.05,# refuse the int8 model if its test accuracy is lower than PyTorch's by more than this
@@ -187,6 +295,8 @@ def export_run(
     run = Path(run)
     to = [t.strip() for t in (to.split(',') if isinstance(to, str) else to) if t.strip()]
     if bad := [t for t in to if t not in EXPORT_FORMATS]: raise ValueError(f"Cannot export to {', '.join(bad)}: choose from {', '.join(EXPORT_FORMATS)}.")
+    for t in to:
+        if t in EXTRAS: need_extra(t)   # before any work
     learn,man,cal = load_run(run, cpu=True, trust_pickle=trust_pickle)
     if man is None or not (man.split=='test').any(): raise ValueError(f"{str(run)!r} has no test rows in manifest.csv to check the export on.")
     out = new_run_dir(Path(run)/'export' if out is None else out)
@@ -220,6 +330,24 @@ def export_run(
             save_json(f.with_name(f.name+'.json'), model_card(f, learn, cal, metrics=rep[f'ort_{kind}'], opset=opset, **src,
                                                          **({'quantization':'int8 static QDQ, per-channel'} if kind=='int8' else {})))
             res[f'ort_{kind}'] = f
-    rep['mb'] = {f.name: round(f.stat().st_size/2**20, 2) for f in [run/'model.pth', *[v for k,v in res.items() if k in ('onnx','onnx_int8','ort_fp32','ort_int8')]] if f.exists()}
+    if 'executorch' in to:   # run by ExecuTorch's own runtime on the test photos
+        f = to_executorch(learn, out/'model.pte')
+        pe = executorch_probs(f, xt)
+        rep['executorch_fp32'] = dict(**_accuracy(pe, yt, cal), **parity(ref, pe))
+        save_json(out/'model.pte.json', model_card(f, learn, cal, metrics=rep['executorch_fp32'], backend='XNNPACK', **src))
+        res['executorch_fp32'] = f
+    if 'coreml' in to:       # no Core ML runtime off Apple systems: what goes into the converter is checked on the photos, the package by its structure
+        f = to_coreml(learn, out/'model.mlpackage', cal)
+        m, s = np.array(preprocessing(learn)['mean'], dtype=np.float32).reshape(1, 3, 1, 1), np.array(preprocessing(learn)['std'], dtype=np.float32).reshape(1, 3, 1, 1)
+        with torch.no_grad(): pc = _Calibrated(learn.model.cpu().float(), m.ravel(), s.ravel(), (cal or {}).get('temperature', 1.)).eval()(torch.from_numpy(xt*s+m)).numpy()
+        want = scale_probs(torch.from_numpy(ref), cal['temperature']).numpy() if cal else ref
+        rep['coreml'] = dict(**coreml_checks(f, list(learn.dls.vocab), preprocessing(learn)['size']), converted_max_abs_diff=float(np.abs(pc-want).max()),
+                             runtime='Core ML runs on Apple systems only: the package was checked for its structure, and the calibrated network it was converted from on the test photos')
+        card = model_card(f, learn, cal, metrics=rep['coreml'], **src)
+        card['input'] = dict(name='image', kind='RGB image', size=card['input']['size'], resize=card['input']['resize'], presize=card['input']['presize'])
+        card['output'] = dict(name='classLabel_probs', activation='softmax of logits / temperature (calibrated)', label='classLabel')
+        save_json(out/'model.mlpackage.json', card)
+        res['coreml'] = f
+    rep['mb'] = {f.name: round(nbytes(f)/2**20, 2) for f in [run/'model.pth', *[v for k,v in res.items() if k in ('onnx','onnx_int8','ort_fp32','ort_int8','executorch_fp32','coreml')]] if f.exists()}
     save_json(out/'export.json', rep)
     return res

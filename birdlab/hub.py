@@ -15,14 +15,15 @@ from .core import save_json, atomic_write
 from .learner import versions
 from .interpret import load_run
 from .evaluate import get_preds, classification_metrics
-from .export import preprocessing
-from .inference import sha256
+from .export import preprocessing, digest
 
 # %% auto #0
-__all__ = ['HUB_FILES', 'timm_data_config', 'timm_agreement', 'hub_card', 'save_for_hub', 'push', 'check_hub_folder', 'pull']
+__all__ = ['EXPORT_GLOBS', 'HUB_FILES', 'timm_data_config', 'timm_agreement', 'hub_card', 'save_for_hub', 'push',
+           'check_hub_folder', 'pull']
 
 # %% ../nbs/12c_hub.ipynb #7ca88712
-HUB_FILES = ['README.md', 'config.json', 'model.safetensors', 'export/*.onnx', 'export/*.ort', 'export/*.json', 'export/*.config']
+EXPORT_GLOBS = ('*.onnx', '*.ort', '*.pte', '*.mlpackage', '*.json', '*.config')   # what `birdlab export` writes
+HUB_FILES = ['README.md', 'config.json', 'model.safetensors', *(f'export/{g}' for g in EXPORT_GLOBS), 'export/*.mlpackage/*']
 
 # %% ../nbs/12c_hub.ipynb #2af9742e
 def _check_repo(repo:str)->str:
@@ -70,10 +71,10 @@ def _run_metrics(run:Path, learn, man)->dict:
 # %% ../nbs/12c_hub.ipynb #c2987a5e
 def _export_files(export:Path)->tuple:
     "The files of export folder `export` to upload, and their checks from `export.json`; every card must match its file."
-    files = sorted(f for pat in HUB_FILES if pat.startswith('export/') for f in export.glob(pat.split('/', 1)[1]))
+    files = sorted(f for g in EXPORT_GLOBS for f in export.glob(g))
     for card in [f for f in files if f.suffix=='.json' and f.name!='export.json']:
         c = json.loads(card.read_text()); model = export/c.get('file', '')
-        if not model.is_file() or sha256(model)!=c.get('sha256'):
+        if not model.exists() or digest(model)!=c.get('sha256'):
             raise ValueError(f"The card {str(card)!r} does not describe {str(model)!r} (missing, or its sha256 differs): export the run again with `birdlab export`.")
     rep = json.loads((export/'export.json').read_text()) if (export/'export.json').is_file() else {}
     return files, rep
@@ -86,10 +87,12 @@ def _md(s)->str:
 def _pct(v)->str: return '' if v is None or v!=v else f'{v:.1%}'
 
 def _card_exports(rep:dict)->str:
-    rows = [(k, f) for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort')) if k in rep and 'refused' not in rep[k]]
+    rows = [(k, f) for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort'), ('executorch_fp32','model.pte')) if k in rep and 'refused' not in rep[k]]
     if not rows: return 'No exports were uploaded with this model: `birdlab export RUN` makes them.\n'
     t = '| file | MB | test accuracy | max \\|Δp\\| vs PyTorch | top-1 agreement |\n|---|---|---|---|---|\n'
     t += ''.join(f"| `export/{f}` | {rep.get('mb', {}).get(f, float('nan')):.2f} | {_pct(rep[k]['test_accuracy'])} | {rep[k]['max_abs_diff']:.1e} | {_pct(rep[k]['top1_agreement'])} |\n" for k,f in rows)
+    if 'coreml' in rep: t += (f"| `export/model.mlpackage` (Core ML) | {rep.get('mb', {}).get('model.mlpackage', float('nan')):.2f} | | "
+                              f"{rep['coreml']['converted_max_abs_diff']:.1e} (calibrated network before conversion) | structure checked |\n")
     t += ''.join(f"\n{k} was not exported: {_md(rep[k]['refused'])}.\n" for k in ('onnx_int8', 'ort_int8') if 'refused' in rep.get(k, {}))
     return t + f"\nEach file was checked against the PyTorch model on the {rep.get('n_test', '?')} test photos when it was exported. Each `.json` card beside it names its file's sha256, classes and preprocessing.\n"
 
@@ -211,7 +214,7 @@ def save_for_hub(
     try:
         save_for_hf(model, tmp, model_config=dict(label_names=info['classes'], birdlab=info, pretrained_cfg=dict(license=license)),
                     safe_serialization=True, data_config=timm_data_config(pre))
-        for f in files: (tmp/'export').mkdir(exist_ok=True); shutil.copy2(f, tmp/'export'/f.name)
+        for f in files: (tmp/'export').mkdir(exist_ok=True); (shutil.copytree if f.is_dir() else shutil.copy2)(f, tmp/'export'/f.name)
         atomic_write(tmp/'README.md', hub_card(info, counts, rep, license=license, data_license=data_license, repo=repo))
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists(): dest.rmdir()
@@ -279,7 +282,7 @@ def check_hub_folder(
     n = cfg.get('num_classes')
     if not isinstance(cfg.get('label_names'), list) or len(cfg['label_names'])!=n:
         raise ValueError(f"{str(cfn)!r} must list its {n} class names in 'label_names'.")
-    if (folder/'export').is_dir(): _export_files(folder/'export')
+    if (folder/'export').is_dir(): _export_files(folder/'export')   # every export matches its card
     return cfg
 
 # %% ../nbs/12c_hub.ipynb #d094ce6d

@@ -1,5 +1,5 @@
 "The `birdlab` command as a user runs it: real subprocesses on the bundled sample photos."
-import json, csv
+import json, csv, sys
 from pathlib import Path
 import pandas as pd
 from conftest import run, SAMPLE
@@ -86,7 +86,19 @@ def test_export_to_mobile_formats(exported):
     meta = ort.InferenceSession(str(exp/'model.ort'), providers=['CPUExecutionProvider']).get_modelmeta().custom_metadata_map
     assert json.loads(meta['classes']) == json.loads((exp/'model.json').read_text())['classes']
     rows = {l.split()[0] for l in r.stdout.splitlines() if l.strip()}
-    assert {'onnx_fp32', 'onnx_int8', 'ort_fp32', 'ort_int8'} <= rows, r.stdout
+    assert {'onnx_fp32', 'onnx_int8', 'ort_fp32', 'ort_int8', 'executorch_fp32', 'coreml'} <= rows, r.stdout
+    from birdlab.export import digest
+    for f in ('model.pte', 'model.mlpackage'): assert json.loads((exp/f'{f}.json').read_text())['sha256'] == digest(exp/f), f
+    rep = json.loads((exp/'export.json').read_text())
+    assert rep['executorch_fp32']['max_abs_diff'] < 1e-4 and rep['coreml']['class_labels'] is True, rep
+
+def test_export_names_the_missing_extra(demo_run, tmp_path):
+    "A phone format whose converter is not installed stops before any work, naming the pip extra."
+    out, _ = demo_run
+    code = "import sys; sys.modules['coremltools'] = None; from birdlab.cli import main; sys.exit(main(sys.argv[1:]))"
+    r = run(sys.executable, '-c', code, 'export', out, '--out', tmp_path/'exp', '--to', 'onnx,coreml')
+    assert r.returncode == 2 and 'pip install "birdlab[coreml]"' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not (tmp_path/'exp').exists()
 
 def test_export_refuses_a_broken_int8(demo_run, tmp_path):
     "An int8 model below the accuracy bar is not written; the command says why, with the figures, and the fp32 export stands."

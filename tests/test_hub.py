@@ -6,6 +6,19 @@ from safetensors.torch import load_file
 from conftest import run
 from fake_hub import serve, REPOS
 
+def is_pickle(b:bytes)->bool:
+    "A pickle (protocol 2 on), or a zip holding one (`torch.save`'s format)."
+    if b[:1]==b'\x80' and b[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05'): return True
+    if b[:4]==b'PK\x03\x04':
+        import io, zipfile
+        with zipfile.ZipFile(io.BytesIO(b)) as z: return any(n.endswith('.pkl') for n in z.namelist())
+    return False
+
+def test_is_pickle(demo_run):
+    out, _ = demo_run
+    assert is_pickle((out/'model.pth').read_bytes()) and is_pickle(__import__('pickle').dumps({'a':1}))
+    assert not is_pickle(b'{"a": 1}') and not is_pickle((out/'config.json').read_bytes())
+
 @pytest.fixture(scope='module')
 def hub(tmp_path_factory):
     "A fake Hub, and the environment that points `huggingface_hub` (in the CLI's process) at it."
@@ -28,8 +41,9 @@ def test_push_uploads_timm_format_and_no_pickle(pushed, exported):
     files = REPOS[pushed]['files']
     exp, _ = exported
     assert {'README.md', 'config.json', 'model.safetensors', 'export/model.onnx', 'export/model.json', 'export/model_int8.onnx',
-            'export/model.ort', 'export/model_int8.ort', 'export/export.json'} <= set(files)
-    assert not [f for f in files if f.endswith(('.pkl', '.pth', '.bin', '.pt'))]
+            'export/model.ort', 'export/model_int8.ort', 'export/export.json', 'export/model.pte', 'export/model.pte.json',
+            'export/model.mlpackage.json', 'export/model.mlpackage/Manifest.json'} <= set(files)
+    assert not [f for f,b in files.items() if is_pickle(b)], [f for f,b in files.items() if is_pickle(b)]
     assert files['export/model.onnx'] == (exp/'model.onnx').read_bytes()
     card = files['README.md'].decode()
     assert card.startswith('---\nlibrary_name: timm\nlicense: cc0-1.0\n')
@@ -44,6 +58,8 @@ def test_pull_round_trip(pushed, hub, demo_run, exported, tmp_path):
     assert set(sd) == set(ref) and all(torch.equal(sd[k], ref[k]) for k in ref)   # identical weights
     cfg = json.loads((dest/'config.json').read_text())
     assert cfg['label_names'] == json.loads((out/'config.json').read_text())['vocab']
+    from birdlab.export import digest   # the Core ML package, a folder, comes back whole
+    assert digest(dest/'export'/'model.mlpackage') == json.loads((exp/'model.mlpackage.json').read_text())['sha256']
     assert not (dest/'.cache').exists() and not list(tmp_path.glob('.pulled.*'))   # no download bookkeeping or leftovers
     # the pulled export serves the same answers as the original export, on real photos
     from birdlab.inference import Predictor
