@@ -17,7 +17,8 @@ from .core import atomic_write, IMG_EXTS, upright_rgb
 from .split import read_data, split_stratified, write_manifest, inspect_image, SPLITS
 
 # %% auto #0
-__all__ = ['sharpness', 'dup_groups', 'audit', 'summary', 'plot_issue', 'report_html', 'quarantine', 'restore', 'split']
+__all__ = ['sharpness', 'dup_groups', 'audit', 'summary', 'plot_issue', 'audit_report_html', 'quarantine', 'restore',
+           'audited_split']
 
 # %% ../nbs/03b_audit.ipynb #3741f67e
 def sharpness(im:Image.Image)->float:
@@ -143,7 +144,7 @@ def plot_issue(findings:pd.DataFrame, issue:str, max_n:int=12, ncols:int=6)->plt
     fig.suptitle(issue); fig.tight_layout()
     return fig
 
-def report_html(findings:pd.DataFrame, fn=None, title:str='birdlab audit')->str:
+def audit_report_html(findings:pd.DataFrame, fn=None, title:str='birdlab audit')->str:
     "A self-contained HTML report (summary table and a thumbnail grid per issue); written to `fn` if given."
     parts = [f'<h1>{html.escape(title)}</h1>', f'<p>{len(findings)} findings, {findings.path.replace("", np.nan).nunique()} files.</p>',
              '<h2>Summary</h2>', summary(findings).to_html() if len(findings) else '<p>No problems found.</p>']
@@ -240,7 +241,7 @@ def restore(
     return todo
 
 # %% ../nbs/03b_audit.ipynb #72f75545
-def split(
+def audited_split(
     src,                       # folder, CSV or table to split
     findings:pd.DataFrame|None=None, # an `audit` of `src`; computed when None
     group_col:str|None=None,   # a column whose equal values must stay together (e.g. source page)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated
 from fastcore.script import parse_cli, store_true
 from fastcore.meta import delegates
-from .core import sample_path, atomic_write, new_run_dir, WeightsUnavailableError
+from .core import sample_path, atomic_write, new_run_dir, WeightsUnavailableError, Run, RUN_FILES
 
 # %% ../nbs/14_cli.ipynb #d1465ea6
 def _argv(cmd, **kw)->list:
@@ -37,7 +37,7 @@ def _recipe(
 def _train_and_report(data, out, learn=None, **kwargs)->dict|None:
     "Train, calibrate on the validation rows, evaluate on the test rows, write everything (report.html too) to the run folder."
     from birdlab.learner import train
-    from birdlab.distrib import is_main
+    from birdlab.core import is_main
     from birdlab.interpret import report_run
     t0 = time.time()
     learn = learn or train(data, out=out, **kwargs)
@@ -87,7 +87,8 @@ def train_cmd(
 ):
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
     from birdlab.split import read_data, check_species
-    from birdlab.distrib import world_size, check_gpus, check_split, launch, quiet_workers
+    from birdlab.core import world_size
+    from birdlab.distrib import check_gpus, check_split, launch, quiet_workers
     if resume:
         from birdlab.learner import resume as resume_run
         return _train_and_report(resume, resume, learn=resume_run(resume, cpu=cpu))
@@ -102,7 +103,7 @@ def train_cmd(
         print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {r['bs']} ({r['bs']//gpus} per process) -> {out}", flush=True)
         rc = launch(argv, gpus, cpu=cpu)
         if rc: raise ChildProcessError(f"training in {gpus} processes failed (exit code {rc}); the messages above say why. Run folder: {out}")
-        return json.loads((out/'metrics.json').read_text())
+        return Run(out).read_json('metrics')
     quiet_workers()
     return _train_and_report(data, out, arch=arch, find_lr=find_lr, pretrained=not no_pretrained, cpu=cpu, compile=compile, **r)
 
@@ -111,9 +112,9 @@ def _find_model(model)->Path:
     "A run folder (holding config.json), or the .onnx file of an export (folder or file)."
     from birdlab.inference import find_model
     p = Path(model)
-    if p.name=='model.pkl': p = p.parent   # a run's pickle names its run folder, which loads without unpickling
-    if p.suffix=='.onnx' or (p.is_dir() and not (p/'config.json').is_file() and any(p.glob('*.onnx'))): return find_model(p)
-    if not (p/'config.json').is_file(): raise FileNotFoundError(
+    if p.name==RUN_FILES['pickle']: p = p.parent   # a run's pickle names its run folder, which loads without unpickling
+    if p.suffix=='.onnx' or (p.is_dir() and not Run(p).config.is_file() and any(p.glob('*.onnx'))): return find_model(p)
+    if not Run(p).config.is_file(): raise FileNotFoundError(
         f"No model at {str(model)!r}: pass a run folder (holding config.json and model.pth), or what `birdlab export` wrote (its folder or an .onnx file).")
     return p
 
@@ -181,7 +182,7 @@ def evaluate_cmd(
     m = res['metrics']
     _print_eval(res)
     print(f"\nTest accuracy {m['test_accuracy']:.1%} (top-5 {m['test_top5_accuracy']:.1%}, balanced {m['test_balanced_accuracy']:.1%}, "
-          f"macro-F1 {m['test_macro_f1']:.3f}) on {m['n_test']} images\nReport -> {res['out']/'report.html'}")
+          f"macro-F1 {m['test_macro_f1']:.3f}) on {m['n_test']} images\nReport -> {Run(res['out']).report}")
     return res
 
 def export_cmd(
@@ -197,7 +198,7 @@ def export_cmd(
     res = export_run(run, out=out, int8=not no_int8, to=to, trust_pickle=trust_pickle, int8_max_drop=int8_max_drop)
     rep = res['report']
     print(f"{'model':<12} {'MB':>6} {'test acc':>9} {'max |dp|':>9} {'top-1 agree':>12}")
-    print(f"{'pytorch':<12} {rep['mb'].get('model.pth', float('nan')):>6.2f} {rep['pytorch']['test_accuracy']:>9.1%}")
+    print(f"{'pytorch':<12} {rep['mb'].get(RUN_FILES['weights'], float('nan')):>6.2f} {rep['pytorch']['test_accuracy']:>9.1%}")
     for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort'), ('executorch_fp32','model.pte')):
         if k in rep and 'refused' in rep[k]: print(f"{k:<12} refused: {rep[k]['refused']}")
         elif k in rep: print(f"{k:<12} {rep['mb'][f]:>6.2f} {rep[k]['test_accuracy']:>9.1%} {rep[k]['max_abs_diff']:>9.2e} {rep[k]['top1_agreement']:>12.1%}")
@@ -280,7 +281,7 @@ def distill_cmd(
     from birdlab.distill import DistillCallback
     src = [t.strip() for t in teacher.split(',')] if ',' in teacher else teacher
     first = Path(json.loads(Path(teacher).read_text())['members'][0] if teacher.endswith('.json') else src[0] if isinstance(src, list) else src)
-    data = data or str(first/'manifest.csv')
+    data = data or str(Run(first).manifest)
     return _train_and_report(data, out, arch=student, cbs=[DistillCallback(src, T=temperature, alpha=alpha)], cpu=cpu, **_recipe(**recipe))
 
 # %% ../nbs/14_cli.ipynb #58ce2120
@@ -300,7 +301,7 @@ def audit_cmd(
 ):
     "Find broken, odd, blurry, duplicate and leaking images (and with --model, wrong labels and off-topic photos); write a findings CSV and an HTML report."
     import pandas as pd
-    from birdlab.audit import audit, report_html, summary
+    from birdlab.audit import audit, audit_report_html, summary
     f = audit(data, near_dist=near_dist, min_per_class=min_per_class)
     if model:
         from birdlab.clean import find_noise, review_queue, label_studio_tasks
@@ -308,7 +309,7 @@ def audit_cmd(
         f = pd.concat([f.assign(suggested=''), noise], ignore_index=True)
         if review: review_queue(noise, review); label_studio_tasks(noise, Path(review).with_suffix('.json'))
     csv = csv or str(Path(out).with_name('audit_findings.csv'))
-    atomic_write(csv, f.to_csv(index=False)); report_html(f, out, title=f'birdlab audit: {data}')
+    atomic_write(csv, f.to_csv(index=False)); audit_report_html(f, out, title=f'birdlab audit: {data}')
     print(summary(f).to_string() if len(f) else 'No problems found.')
     print(f"\n{len(f)} findings -> {csv}\nReport -> {out}" + (f"\nReview sheet -> {review} (Label Studio tasks: {Path(review).with_suffix('.json')})" if model and review else ''))
 
@@ -351,8 +352,8 @@ def split_cmd(
     group_col:str=None,   # CSV column whose equal values stay in one split
 ):
     "Write a stratified, leakage-safe split manifest (duplicates never straddle splits)."
-    from birdlab.audit import split
-    df = split(data, pcts=_pcts(pcts), seed=seed, out=out, group_col=group_col)
+    from birdlab.audit import audited_split
+    df = audited_split(data, pcts=_pcts(pcts), seed=seed, out=out, group_col=group_col)
     print(df.groupby('split').agg(images=('path','size'), species=('label','nunique')).to_string())
     print(f"Manifest -> {out}")
 
@@ -380,14 +381,13 @@ def scrape_cmd(
     n:int=100,            # images per label
     engine:str='bing',    # bing, ddg or google
     out:str='data/raw',   # output folder (resumes from its manifest.csv)
-    base_url:str=None,    # engine address override (a mirror, or the local test server)
     delay:float=0.5,      # polite pause between downloads, seconds
     driver_path:str=None, # explicit chromedriver
 ):
     "Search the web for each class and download verified, deduplicated images with a provenance manifest."
     from birdlab.scrape import scrape
     src = classes if Path(classes).is_file() else [c.strip() for c in classes.split(',') if c.strip()]
-    summ = scrape(src, out, n=n, engine=engine, base_url=base_url, delay=delay, driver_path=driver_path)
+    summ = scrape(src, out, n=n, engine=engine, delay=delay, driver_path=driver_path)
     print(summ.to_string()); print(f"Manifest -> {Path(out)/'manifest.csv'}")
 
 # %% ../nbs/14_cli.ipynb #0336300d

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
-from .core import new_run_dir, atomic_write, default_device, save_json
+from .core import new_run_dir, atomic_write, default_device, save_json, Run
 from .split import read_data, split_table
 from .models import WeightsUnavailableError
 from .learner import train
@@ -74,11 +74,11 @@ def compare(
         row.update(weights=learn.model.pretrained_cfg.get('birdlab_source') if pretrained else 'from scratch',
                    valid_accuracy=valid['valid_accuracy'], test_accuracy=test['test_accuracy'], test_macro_f1=test['test_macro_f1'],
                    params_m=round(sum(p.numel() for p in learn.model.parameters())/1e6, 3),
-                   weights_mb=round((out/arch/'model.pth').stat().st_size/2**20, 2),
+                   weights_mb=round(Run(out/arch).weights.stat().st_size/2**20, 2),
                    gpu_images_per_s=gpu_throughput(learn.model, size), train_seconds=round(learn.train_time, 1), run=str(out/arch))
         row['cpu_ms_per_image'] = round(cpu_latency(learn.model, size, n_latency), 2)
         if int8:   # export_run reads the run folder back, as `birdlab export` would
-            save_json(out/arch/'calibration.json', calibrate(learn))   # the card carries it
+            save_json(Run(out/arch).calibration, calibrate(learn))   # the card carries it
             rep = export_run(out/arch)['report']
             row.update(int8_mb=round(rep['mb']['model_int8.onnx'], 2), int8_test_accuracy=rep['onnx_int8']['test_accuracy'])
         rows.append(row)

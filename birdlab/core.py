@@ -9,11 +9,13 @@ from __future__ import annotations
 import os, json, time, secrets
 from pathlib import Path
 import numpy as np
+from fastai.torch_core import rank_distrib, num_distrib
 from PIL import Image, ImageOps
 
 # %% auto #0
-__all__ = ['IMG_EXTS', 'RUN_MARKER', 'default_device', 'seed_everything', 'repo_root', 'sample_path', 'atomic_write', 'save_json',
-           'cache_dir', 'new_run_dir', 'release_run_dir', 'ImageError', 'WeightsUnavailableError', 'upright_rgb']
+__all__ = ['IMG_EXTS', 'RUN_MARKER', 'RUN_FILES', 'default_device', 'seed_everything', 'repo_root', 'sample_path', 'atomic_write',
+           'save_json', 'cache_dir', 'new_run_dir', 'release_run_dir', 'world_size', 'is_main', 'Run', 'ImageError',
+           'WeightsUnavailableError', 'upright_rgb']
 
 # %% ../nbs/00_core.ipynb #d624b844
 import warnings
@@ -124,6 +126,43 @@ def release_run_dir(
     "Give back a folder claimed by `new_run_dir` when the work failed before writing anything."
     (Path(out)/RUN_MARKER).unlink(missing_ok=True)
     if remove and Path(out).is_dir() and not any(Path(out).iterdir()): Path(out).rmdir()
+
+# %% ../nbs/00_core.ipynb #16288ad9
+def world_size()->int:
+    "How many processes train together: 1 unless started by `accelerate launch` or `torchrun`."
+    return max(1, num_distrib())
+
+def is_main()->bool:
+    "Whether this is process 0, the one that writes files and prints."
+    return rank_distrib()==0
+
+# %% ../nbs/00_core.ipynb #b785dee7
+RUN_FILES = dict(config='config.json',           # the recipe, classes and normalisation: enough to rebuild the model
+                 manifest='manifest.csv',        # every photo with its label and split
+                 weights='model.pth',            # the trained weights (a plain state dict)
+                 pickle='model.pkl',             # fastai's pickled Learner: loaded only when asked (it runs code)
+                 calibration='calibration.json', # temperature and rejection threshold
+                 metrics='metrics.json',         # test metrics
+                 history='history.csv',          # one row per epoch
+                 progress='progress.json',       # the last finished epoch of a run in progress
+                 checkpoint='models/last.pth',   # weights and optimiser state after that epoch
+                 report='report.html',           # the evaluation report
+                 export='export')                # the default export folder
+
+# %% ../nbs/00_core.ipynb #d14ee5e1
+class Run:
+    "A run folder: the path of each file `RUN_FILES` names (`Run(p).config`, `.weights`...), and its JSON files read back."
+    def __init__(self, path:str|Path): self.path = Path(path)
+    def __repr__(self): return f'Run({str(self.path)!r})'
+    def read_json(self,
+        name:str,     # a JSON file of `RUN_FILES`: 'config', 'calibration', 'metrics', 'progress'
+        default=None, # returned when the file is not there
+    ):
+        "The content of the run's JSON file `name`, or `default` if the run has none."
+        fn = getattr(self, name)
+        return json.loads(fn.read_text()) if fn.is_file() else default
+
+for _k,_v in RUN_FILES.items(): setattr(Run, _k, property(lambda self, v=_v: self.path/v, doc=f'`{_v}` in the run folder'))
 
 # %% ../nbs/00_core.ipynb #c0df8ba5
 class ImageError(ValueError):

@@ -19,7 +19,7 @@ from fastai.torch_core import to_device
 from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
 from .core import default_device, seed_everything, upright_rgb, cache_dir, atomic_write
-from .distrib import world_size
+from .core import world_size
 from .split import read_data, split_table, check_images, check_species, undecodable
 
 # %% auto #0

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from scipy.optimize import minimize
 from fastai.vision.all import Learner
+from fastcore.basics import patch
 import json
 from .core import save_json
 from .data import test_dl
@@ -18,7 +19,7 @@ from .evaluate import Preds, check_labels, classification_metrics, calibrate, ev
 from .interpret import load_run
 
 # %% auto #0
-__all__ = ['family', 'accuracy_weights', 'nll_weights', 'Ensemble', 'fit', 'evaluate_ensemble', 'save', 'load_ensemble']
+__all__ = ['family', 'accuracy_weights', 'nll_weights', 'Ensemble', 'evaluate_ensemble', 'load_ensemble']
 
 # %% ../nbs/10_ensemble.ipynb #e2bd4778
 def family(arch:str)->str:
@@ -131,6 +132,7 @@ def _row(name, p, w=None):
     m = classification_metrics(p, prefix='valid_')
     return dict(member=name, weight=w, valid_accuracy=m['valid_accuracy'], valid_nll=m['valid_nll'])
 
+@patch
 def fit(self:Ensemble,
     rule:str='accuracy',       # 'accuracy' (seed 002's rule) or 'nll' (fitted)
     threshold:float=0.,        # accuracy rule: least validation accuracy
@@ -150,7 +152,6 @@ def fit(self:Ensemble,
     self.report = pd.DataFrame([_row(f'{a} {s or ""}'.strip(), p, round(float(w), 4)) for a,s,p,w in zip(self.archs, self.sources, ps, self.weights)]
                                + [_row('ensemble', ens)])
     return self
-Ensemble.fit = fit
 
 def evaluate_ensemble(self:Ensemble,
     df:pd.DataFrame|None=None, # labelled test rows; default the members' test rows
@@ -164,12 +165,12 @@ def evaluate_ensemble(self:Ensemble,
 Ensemble.evaluate = evaluate_ensemble
 
 # %% ../nbs/10_ensemble.ipynb #14a9e12a
+@patch
 def save(self:Ensemble, fn:str|Path)->Path:
     "Write the ensemble to JSON (members must be run folders)."
     if None in self.sources: raise ValueError("Only ensembles of run folders can be saved: train members with `birdlab train` and pass their folders.")
     return save_json(fn, dict(members=[str(Path(s).resolve()) for s in self.sources], archs=self.archs,
                               weights=[float(w) for w in self.weights], tta=self.tta, cal=self.cal))
-Ensemble.save = save
 
 def load_ensemble(fn:str|Path)->Ensemble:
     "The ensemble saved in `fn`."

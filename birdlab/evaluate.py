@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from scipy.optimize import minimize_scalar
 from sklearn import metrics as skm
 from fastai.vision.all import Learner
-from .core import save_json, atomic_write
+from .core import save_json, atomic_write, Run
 from .data import test_dl
 
 # %% auto #0
@@ -224,7 +224,7 @@ def load_calibration(
     run:str|Path, # a run folder
 )->dict|None:     # its `calibration.json`, or None if it has none
     "The calibration stored in run folder `run`."
-    fn = Path(run)/'calibration.json'
+    fn = Run(run).calibration
     return json.loads(fn.read_text()) if fn.exists() else None
 
 # %% ../nbs/07_evaluate.ipynb #11828016
@@ -318,6 +318,6 @@ def save_evaluation(
     p = res['preds']
     _save_fig(plot_confusion(res['confusion'], res['vocab']), out/'confusion.png')
     _save_fig(plot_reliability(*apply_calibration(p.probs, res.get('cal'))[:1], p.targs, title='Test set'), out/'reliability.png')
-    if (out/'history.csv').exists(): _save_fig(plot_curves(out/'history.csv'), out/'curves.png')
-    save_json(out/'metrics.json', metrics)
+    if Run(out).history.exists(): _save_fig(plot_curves(Run(out).history), out/'curves.png')
+    save_json(Run(out).metrics, metrics)
     return metrics

@@ -14,7 +14,7 @@ import onnx, onnxruntime as ort
 from onnxruntime.quantization import quantize_static, QuantFormat, QuantType, CalibrationDataReader
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from fastai.vision.all import Learner, Resize, RandomResizedCropGPU, Normalize
-from .core import save_json, new_run_dir, atomic_write
+from .core import save_json, new_run_dir, atomic_write, Run
 from .learner import versions
 from .evaluate import scale_probs, is_known
 from .interpret import load_run
@@ -304,7 +304,7 @@ def export_run(
     ref = torch_probs(learn, xt)
     fp32 = to_onnx(learn, out/'model.onnx', opset)
     p32 = onnx_probs(ort_session(fp32), xt)
-    cfg = json.loads((run/'config.json').read_text()) if (run/'config.json').exists() else {}
+    cfg = Run(run).read_json('config', {})
     src = dict(arch=cfg.get('arch'), run=str(run.resolve()))
     rep = dict(run=str(run), n_test=int(len(yt)), pytorch=_accuracy(ref, yt, cal), onnx_fp32=dict(**_accuracy(p32, yt, cal), **parity(ref, p32)))
     save_json(out/'model.json', model_card(fp32, learn, cal, metrics=rep['onnx_fp32'], opset=opset, **src))
@@ -348,6 +348,6 @@ def export_run(
         card['output'] = dict(name='classLabel_probs', activation='softmax of logits / temperature (calibrated)', label='classLabel')
         save_json(out/'model.mlpackage.json', card)
         res['coreml'] = f
-    rep['mb'] = {f.name: round(nbytes(f)/2**20, 2) for f in [run/'model.pth', *[v for k,v in res.items() if k in ('onnx','onnx_int8','ort_fp32','ort_int8','executorch_fp32','coreml')]] if f.exists()}
+    rep['mb'] = {f.name: round(nbytes(f)/2**20, 2) for f in [Run(run).weights, *[v for k,v in res.items() if k in ('onnx','onnx_int8','ort_fp32','ort_int8','executorch_fp32','coreml')]] if f.exists()}
     save_json(out/'export.json', rep)
     return res

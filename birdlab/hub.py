@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import pandas as pd, torch, timm
 from timm.models import save_for_hf
-from .core import save_json, atomic_write
+from .core import save_json, atomic_write, Run
 from .learner import versions
 from .interpret import load_run
 from .evaluate import get_preds, classification_metrics
@@ -63,7 +63,7 @@ def _counts(man:pd.DataFrame|None)->pd.DataFrame:
 
 # %% ../nbs/12c_hub.ipynb #c9b54ae1
 def _run_metrics(run:Path, learn, man)->dict:
-    fn = run/'metrics.json'
+    fn = Run(run).metrics
     if fn.is_file(): return json.loads(fn.read_text())
     if man is None or not (man.split=='test').any(): return {}
     return classification_metrics(get_preds(learn, man[man.split=='test'].reset_index(drop=True)))
@@ -226,11 +226,11 @@ def save_for_hub(
 
 # %% ../nbs/12c_hub.ipynb #9593dda6
 @contextmanager
-def _hub_errors(action:str, repo:str):
+def _hub_errors(action:str, repo:str, endpoint:str|None=None):
     "Turn `huggingface_hub`'s errors while doing `action` on `repo` into messages that say what to do."
     from huggingface_hub import constants
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-    where = constants.ENDPOINT
+    where = endpoint or constants.ENDPOINT
     try: yield
     except RepositoryNotFoundError as e: raise FileNotFoundError(
         f"{action} {repo!r}: there is no such model repo on {where}, or it is private: check the name ('user/name'), "
@@ -254,16 +254,17 @@ def push(
     data_license:str|None=None, # the training photos' terms, in words, for the card
     private:bool=False,         # create the repo private
     token:str|None=None,        # a Hub token; default your login or $HF_TOKEN
+    endpoint:str|None=None,     # another Hub (a mirror, an enterprise Hub); default $HF_ENDPOINT, else huggingface.co
     message:str|None=None,      # the commit message
     trust_pickle:bool=False,    # load the run's model.pkl (runs code from the file: only for runs you made)
 )->str:                         # the commit's URL
     "Upload run `run` to the Hugging Face Hub as `repo`, in timm's format, with its exports and model card."
     from huggingface_hub import HfApi
     _check_repo(repo)
-    api = HfApi(token=token)
+    api = HfApi(endpoint=endpoint, token=token)
     with tempfile.TemporaryDirectory() as d:
         folder = save_for_hub(run, Path(d)/'hub', export=export, license=license, data_license=data_license, trust_pickle=trust_pickle, repo=repo)
-        with _hub_errors('push to', repo):
+        with _hub_errors('push to', repo, endpoint):
             api.create_repo(repo, private=private, exist_ok=True)
             info = api.upload_folder(folder_path=folder, repo_id=repo, allow_patterns=HUB_FILES,
                                      commit_message=message or f'birdlab: {Path(run).name}')
@@ -274,7 +275,7 @@ def check_hub_folder(
     folder:str|Path, # a folder from `pull` or `save_for_hub`
 )->dict:             # its config.json
     "Check that `folder` holds a model birdlab can load without a pickle: config.json with class names, model.safetensors, exports matching their cards."
-    folder = Path(folder); cfn = folder/'config.json'
+    folder = Path(folder); cfn = Run(folder).config
     if not cfn.is_file(): raise ValueError(f"{str(folder)!r} has no config.json: it is not a timm model repo.")
     cfg = json.loads(cfn.read_text())
     if not (folder/'model.safetensors').is_file():
@@ -291,6 +292,7 @@ def pull(
     dest:str|Path|None=None,   # a new folder; default runs/hub-<user>--<name>
     revision:str|None=None,    # a branch, tag or commit; default the latest
     token:str|None=None,       # a Hub token, for private repos
+    endpoint:str|None=None,    # another Hub (a mirror, an enterprise Hub); default $HF_ENDPOINT, else huggingface.co
 )->Path:                       # the folder
     "Download a birdlab (or any timm) model from the Hub into a new folder: safetensors, config, card and exports, never a pickle."
     from huggingface_hub import snapshot_download
@@ -300,7 +302,7 @@ def pull(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))
     try:
-        with _hub_errors('pull', repo): snapshot_download(repo, revision=revision, token=token, local_dir=tmp, allow_patterns=HUB_FILES)
+        with _hub_errors('pull', repo, endpoint): snapshot_download(repo, revision=revision, token=token, endpoint=endpoint, local_dir=tmp, allow_patterns=HUB_FILES)
         shutil.rmtree(tmp/'.cache', ignore_errors=True)   # huggingface_hub's download bookkeeping
         check_hub_folder(tmp)
         if dest.exists(): dest.rmdir()

@@ -15,7 +15,7 @@ from fastai.vision.all import Learner
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.image import show_cam_on_image
-from .core import atomic_write, save_json, default_device, new_run_dir
+from .core import atomic_write, save_json, default_device, new_run_dir, Run
 from .split import read_data
 from .learner import learner_from_run
 from .evaluate import (Preds, get_preds, check_labels, calibrate, evaluate, save_evaluation, apply_calibration, load_calibration,
@@ -187,7 +187,7 @@ def load_run(
     "The learner, manifest and calibration of run folder `run`."
     run = Path(run)
     learn = learner_from_run(run, cpu=cpu, trust_pickle=trust_pickle)
-    man = read_data(run/'manifest.csv') if (run/'manifest.csv').exists() else None
+    man = read_data(Run(run).manifest) if Run(run).manifest.exists() else None
     return learn, man, load_calibration(run)
 
 def _test_rows(test, man)->pd.DataFrame:
@@ -213,11 +213,11 @@ def report_run(
     out = Path(out)
     if cal is None:
         cal = calibrate(get_preds(learn, valid) if valid is not None else learn, precision=precision)
-        save_json(out/'calibration.json', cal)
+        save_json(Run(out).calibration, cal)
     res = evaluate(learn, df, cal=cal, tta=tta)
     res['metrics'] = save_evaluation(res, out, extra=extra)
-    hist = out/'history.csv' if (out/'history.csv').exists() else Path(learn.path)/'history.csv'
-    report_html(res, learn, out/'report.html', findings=findings, history=hist, title=title or f'birdlab evaluation: {out}')
+    hist = Run(out).history if Run(out).history.exists() else Run(learn.path).history
+    report_html(res, learn, Run(out).report, findings=findings, history=hist, title=title or f'birdlab evaluation: {out}')
     return res
 
 def evaluate_run(
@@ -236,7 +236,7 @@ def evaluate_run(
     if cal is None:
         if man is None or not (man.split=='valid').any(): raise ValueError(f"{str(run)!r} has no calibration.json and no validation rows in manifest.csv to fit one on.")
         cal = calibrate(get_preds(learn, man[man.split=='valid']), precision=precision)
-        save_json(Path(run)/'calibration.json', cal)
+        save_json(Run(run).calibration, cal)
     out = new_run_dir(out, prefix='eval', parent=run)
     t0 = time.time()
     res = report_run(learn, out, df, cal=cal, findings=findings, title=f'birdlab evaluation: {Path(run).name}' + (' (TTA)' if tta else ''), tta=tta,

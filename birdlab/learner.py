@@ -14,11 +14,11 @@ from fastai.vision.all import (Learner, DataLoaders, Normalize, CrossEntropyLoss
                                ParamScheduler, MixedPrecision, ChannelsLast, AMPMode, params, L, rank_distrib, Callback,
                                combined_cos, load_learner)
 from fastai.callback.tracker import ReduceLROnPlateau as _FastaiReduceLROnPlateau
-from .core import default_device, seed_everything, new_run_dir, release_run_dir, save_json
+from .core import default_device, seed_everything, new_run_dir, release_run_dir, save_json, Run, RUN_FILES, world_size, is_main
 from .split import write_manifest
 from .data import get_dls, inference_dls, AUG_PRESETS
 from .models import create_model, model_stats
-from .distrib import world_size, is_main, init_distrib, rank0_first, distributed, leave_distrib, check_split
+from .distrib import init_distrib, rank0_first, distributed, leave_distrib, check_split
 
 # %% auto #0
 __all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter', 'make_learner',
@@ -45,7 +45,7 @@ class ReduceLROnPlateau(_FastaiReduceLROnPlateau):
 
 class HistoryCSV(CSVLogger):
     "`CSVLogger` that keeps every fit of a learner (e.g. both phases of `fine_tune`) in one file under one header."
-    def __init__(self, fname='history.csv'): super().__init__(fname, append=True)
+    def __init__(self, fname=RUN_FILES['history']): super().__init__(fname, append=True)
     def before_fit(self):
         self.skip = hasattr(self, 'gather_preds') or hasattr(self, 'lr_finder') or not is_main()  # process 0 logs
         if self.skip: return
@@ -95,7 +95,7 @@ def make_learner(
     early_stop:int|None=5,         # patience in epochs; None: no early stopping
     reduce_lr:int|None=2,          # patience before dividing the LR by 10; None: never
     save_best:str|None='best',     # file name (in `path/models`) for the best weights; None: don't save
-    csv_log:str|None='history.csv',# per-epoch log in `path`; None: no log
+    csv_log:str|None=RUN_FILES['history'],# per-epoch log in `path`; None: no log
     cbs:list|None=None,            # more callbacks
     mixed_precision:bool|str='auto', # 'auto': bf16 (else fp16) on CUDA, fp32 elsewhere
     channels_last:bool|str='auto', # 'auto': on CUDA only
@@ -171,7 +171,7 @@ class Checkpoint(Callback):
         if not is_main() or hasattr(self.learn, 'lr_finder'): return
         _save_atomic(self.learn, 'last', with_opt=True)
         tr = _trackers(self.learn)
-        save_json(self.path/'progress.json', dict(phase=getattr(self.learn, 'phase', 'unfrozen'), epoch=epoch, n_epoch=self.n_epoch,
+        save_json(Run(self.path).progress, dict(phase=getattr(self.learn, 'phase', 'unfrozen'), epoch=epoch, n_epoch=self.n_epoch,
                   best=float(tr[0].best) if tr else None, lr_scale=next((c.scale for c in tr if hasattr(c, 'scale')), 1.)))
     def after_epoch(self): self._save(getattr(self.learn, 'epoch0', 0) + self.epoch + 1)
     def after_fit(self): self._save(getattr(self.learn, 'epoch0', 0) + self.n_epoch)   # phase over (early stopping too): its best weights are loaded
@@ -189,7 +189,7 @@ class _Resumed(Callback):
 # %% ../nbs/06_learner.ipynb #361b65b3
 _TRAIN_ONLY = (TrackerCallback, HistoryCSV, MixedPrecision, ChannelsLast, PlainTensors)
 
-def export_learner(learn:Learner, fname:str='model.pkl')->Path:
+def export_learner(learn:Learner, fname:str=RUN_FILES['pickle'])->Path:
     "Export `learn` for inference (without training-only callbacks) and save its plain state dict beside it."
     compiled, learn.model._compiled_call_impl = getattr(learn.model, '_compiled_call_impl', None), None  # export the plain module
     try:
@@ -230,7 +230,7 @@ def _interrupted_msg(out)->str:
 
 def _check_fresh(out):
     "Refuse an `out` that holds an interrupted run, with the way to resume it."
-    cfn = Path(out)/'config.json' if out is not None else None
+    cfn = Run(out).config if out is not None else None
     if cfn is not None and cfn.is_file() and json.loads(cfn.read_text()).get('complete') is False: raise FileExistsError(_interrupted_msg(out))
 
 # %% ../nbs/06_learner.ipynb #9ba1480d
@@ -246,7 +246,7 @@ def _fit_and_finish(learn:Learner, cfg:dict, start:dict|None=None)->Learner:
     learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, Checkpoint)))
     if not leave_distrib(): return learn   # only process 0 writes
     export_learner(learn)
-    save_json(out/'config.json', {**cfg, 'train_seconds':round(learn.train_time, 1), 'complete':True})
+    save_json(Run(out).config, {**cfg, 'train_seconds':round(learn.train_time, 1), 'complete':True})
     return learn
 
 def train(
@@ -286,7 +286,7 @@ def train(
     if find_lr: lr = float(learn.lr_find(show_plot=False).valley)
     cfg = _config(src, dls, learn, device, n, kwargs, arch=arch, pretrained=pretrained, epochs=epochs, freeze_epochs=freeze_epochs,
                   size=size, lr=lr or 2e-3, find_lr=find_lr, aug=aug, seed=seed)
-    if is_main(): write_manifest(dls.table, out/'manifest.csv'); save_json(out/'config.json', cfg)
+    if is_main(): write_manifest(dls.table, Run(out).manifest); save_json(Run(out).config, cfg)
     return _fit_and_finish(learn, cfg)
 
 # %% ../nbs/06_learner.ipynb #3c4bd99d
@@ -302,10 +302,10 @@ def resume(
         f"{str(run)!r} was trained with Python objects passed to the learner (callbacks, say), which config.json cannot rebuild: train it again.")
     if world_size()>1: raise ValueError("Resume in one process: `birdlab train --resume RUN` without --gpus.")
     if cfg['aug'] not in AUG_PRESETS: raise ValueError(f"{str(run)!r} was trained with custom augmentation ({cfg['aug']}): resume it from Python with the same transforms, or train again.")
-    pfn = run/'progress.json'
-    prog = json.loads(pfn.read_text()) if pfn.is_file() and (run/'models'/'last.pth').is_file() else None   # None: no epoch had finished
+    pfn = Run(run).progress
+    prog = json.loads(pfn.read_text()) if pfn.is_file() and Run(run).checkpoint.is_file() else None   # None: no epoch had finished
     seed_everything(cfg['seed'])
-    dls = get_dls(run/'manifest.csv', size=cfg['size'], bs=cfg['bs'], aug=cfg['aug'], seed=cfg['seed'], device=default_device(cpu), cache=cache)
+    dls = get_dls(Run(run).manifest, size=cfg['size'], bs=cfg['bs'], aug=cfg['aug'], seed=cfg['seed'], device=default_device(cpu), cache=cache)
     learn = make_learner(dls, arch=cfg['arch'], pretrained=cfg['pretrained'] and prog is None, path=run, **cfg['learner'])
     if prog is not None:
         learn.create_opt(); learn.load('last', with_opt=True)   # fastai loads with torch's weights_only
@@ -335,7 +335,7 @@ def read_config(
     complete:bool=True,   # refuse a run whose training did not finish
 )->dict:
     "The checked `config.json` of run folder `run`."
-    fn = Path(run)/'config.json'
+    fn = Run(run).config
     if not fn.is_file(): raise FileNotFoundError(f"No config.json in {str(run)!r}: pass a run folder written by `birdlab train` or `birdlab demo`.")
     try: cfg = json.loads(fn.read_text())
     except (ValueError, UnicodeDecodeError) as e: raise _bad_config(fn, f"not valid JSON ({e})") from None
@@ -345,7 +345,7 @@ def read_config(
 
 # %% ../nbs/06_learner.ipynb #7410d05c
 def _load_pickle(run:Path, cpu:bool)->Learner:
-    fn = run/'model.pkl'
+    fn = Run(run).pickle
     if not fn.is_file(): raise FileNotFoundError(f"No model.pkl in {str(run)!r} to load with --trust-pickle.")
     try: learn = load_learner(fn, cpu=cpu)
     except Exception as e: raise ValueError(f"Cannot load {str(fn)!r} ({type(e).__name__}: {str(e)[:200]}): the file is damaged or not a fastai export.") from None
@@ -376,7 +376,7 @@ def learner_from_run(
         aug = cfg.get('aug') if cfg.get('aug') in AUG_PRESETS else 'default'   # the validation transforms do not depend on it
         dls = inference_dls(cfg['vocab'], size=cfg['size'], presize=cfg.get('presize'), aug=aug, device=default_device(cpu))
         model = create_model(cfg['arch'], n_out=len(cfg['vocab']), pretrained=False)
-        _load_weights(model, run/'model.pth', cfg)
+        _load_weights(model, Run(run).weights, cfg)
         learn = Learner(dls, model.to(dls.device), loss_func=CrossEntropyLossFlat(), metrics=[accuracy, top5], splitter=body_head_splitter)
         set_normalize(dls, tuple(map(tuple, cfg['stats'])))
         learn.arch = cfg['arch']

@@ -6,10 +6,9 @@ Docs: https://birdlab.github.io/birdlab/scrape.html.md"""
 
 # %% ../nbs/01_scrape.ipynb #8f3fe144
 from __future__ import annotations
-import hashlib, io, json, shutil, time, threading, urllib.parse
+import dataclasses, hashlib, io, json, shutil, time, urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable
 import pandas as pd, requests
@@ -19,7 +18,7 @@ from .core import atomic_write
 
 # %% auto #0
 __all__ = ['ENGINES', 'MANIFEST_COLS', 'Engine', 'find_chromedriver', 'get_driver', 'collect_urls', 'Rejected', 'fetch_image',
-           'FakeEngines', 'read_classes', 'scrape', 'scrape_summary']
+           'read_classes', 'scrape', 'scrape_summary']
 
 # %% ../nbs/01_scrape.ipynb #8e210132
 def _bing(el)->tuple:
@@ -43,8 +42,8 @@ class Engine:
     parse:Callable           # element -> (image URL, page URL)
     more_css:str|None=None   # a "more results" button to click when scrolling stops helping
 
-    def search_url(self, query:str, base_url:str|None=None)->str:
-        return (base_url or self.base_url).rstrip('/') + self.path.format(q=urllib.parse.quote_plus(query))
+    def search_url(self, query:str)->str:
+        return self.base_url.rstrip('/') + self.path.format(q=urllib.parse.quote_plus(query))
 
 ENGINES = {
     'bing':   Engine('bing', 'https://www.bing.com', '/images/search?q={q}&form=HDRSC2', 'a.iusc', _bing, 'a.btn_seemore, input.mm_seemore'),
@@ -83,10 +82,10 @@ def get_driver(driver_path:str|None=None, headless:bool=True):
     return webdriver.Chrome(service=Service(find_chromedriver(driver_path)), options=opts)
 
 # %% ../nbs/01_scrape.ipynb #6bd18485
-def collect_urls(driver, engine:Engine, query:str, n:int, base_url:str|None=None, max_rounds:int=30, pause:float=0.4)->list:
+def collect_urls(driver, engine:Engine, query:str, n:int, max_rounds:int=30, pause:float=0.4)->list:
     "Full-size (image URL, page URL) pairs from `engine`'s results for `query`, in page order, without repeats."
     from selenium.webdriver.common.by import By
-    driver.get(engine.search_url(query, base_url))
+    driver.get(engine.search_url(query))
     done, out, stale = 0, [], 0
     for _ in range(max_rounds):
         for el in driver.find_elements(By.CSS_SELECTOR, engine.item_css)[done:]:
@@ -148,71 +147,6 @@ def fetch_image(
     out = io.BytesIO(); rgb.save(out, 'JPEG', quality=92)
     return out.getvalue(), raw, rgb.size[0], rgb.size[1]
 
-# %% ../nbs/01_scrape.ipynb #ecbd4205
-_PAGE = '''<!doctype html><html><head><meta charset="utf-8"><title>{q}</title></head><body>
-<div id="results"></div>{more}
-<script>
-const items = {items}; let shown = 0;
-function render(k) {{ const box = document.getElementById('results');
-  for (const it of items.slice(shown, shown+k)) box.insertAdjacentHTML('beforeend', {tmpl}); shown = Math.min(items.length, shown+k);
-  document.body.style.minHeight = (shown*120 + 1600) + 'px'; }}
-render(4);
-window.addEventListener('scroll', () => {{ if (window.innerHeight + window.scrollY >= document.body.scrollHeight - 50 && {auto}) render(4); }});
-</script></body></html>'''
-
-_TMPL = {
-    'bing':   '''`<a class="iusc" href="#" m='${JSON.stringify({murl: it.img, purl: it.page})}'><img src="${it.img}" width=100></a>`''',
-    'ddg':    '`<div class="tile--img" data-image="${it.img}" data-source="${it.page}"><img src="${it.img}" width=100></div>`',
-    'google': '`<div class="isv-r"><img src="${it.img}" width=100><div class="rg_meta" style="display:none">${JSON.stringify({ou: it.img, ru: it.page})}</div></div>`',
-}
-
-class FakeEngines:
-    "A local HTTP server mimicking Bing, DuckDuckGo and Google image results, serving real photos and traps."
-    def __init__(self,
-        results:dict,          # query -> list of image names (served from `images`, or a trap name)
-        images:dict,           # image name -> path of a real photo
-        huge_bytes:int=3_000_000, # size of the `huge.jpg` trap
-        slow_s:float=3.,       # delay of the `slow.jpg` trap
-    ):
-        self.results, self.images, self.huge_bytes, self.slow_s = results, images, huge_bytes, slow_s
-        self.hits = []  # (path, user agent) of every request, to tell the browser's from the downloader's
-        outer = self
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a): pass
-            def do_GET(self): outer._handle(self)
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), H)
-        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
-
-    def __enter__(self): threading.Thread(target=self.httpd.serve_forever, daemon=True).start(); return self
-    def __exit__(self, *a): self.httpd.shutdown(); self.httpd.server_close()
-    def base(self, engine:str)->str: return f'{self.url}/{engine}'
-    def downloads(self, since:int=0)->list: return [p for p,ua in self.hits[since:] if p.startswith('/img/') and ua.startswith('birdlab')]
-
-    def _page(self, engine, q):
-        items = [dict(img=f'{self.url}/img/{n}', page=f'{self.url}/pages/{urllib.parse.quote(q)}/{i}') for i,n in enumerate(self.results.get(q, []))]
-        more = '<a class="btn_seemore" href="#" onclick="render(100);return false">See more images</a>' if engine=='bing' else ''
-        return _PAGE.format(q=q, items=json.dumps(items), tmpl=_TMPL[engine], more=more, auto='true' if engine!='bing' else 'shown<8')
-
-    def _handle(self, h):
-        u = urllib.parse.urlparse(h.path); self.hits.append((u.path, h.headers.get('User-Agent', '')))
-        eng = u.path.split('/')[1]
-        if eng in _TMPL:
-            qs = urllib.parse.parse_qs(u.query); q = qs.get('q', [''])[0]
-            return self._send(h, 200, 'text/html; charset=utf-8', self._page(eng, q).encode())
-        if u.path.startswith('/img/'):
-            name = urllib.parse.unquote(u.path[5:])
-            if name=='page.jpg': return self._send(h, 200, 'text/html', b'<html><body>Image not found</body></html>')
-            if name=='fake.jpg': return self._send(h, 200, 'image/jpeg', b'<html>not really a jpeg</html>')
-            if name=='huge.jpg': return self._send(h, 200, 'image/jpeg', b'\xff\xd8' + b'\0'*self.huge_bytes)
-            if name=='slow.jpg': time.sleep(self.slow_s); return self._send(h, 200, 'image/jpeg', Path(next(iter(self.images.values()))).read_bytes())
-            if name in self.images: return self._send(h, 200, 'image/jpeg', Path(self.images[name]).read_bytes())
-        self._send(h, 404, 'text/plain', b'not found')
-
-    def _send(self, h, code, ctype, body):
-        try:
-            h.send_response(code); h.send_header('Content-Type', ctype); h.send_header('Content-Length', str(len(body))); h.end_headers(); h.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError): pass
-
 # %% ../nbs/01_scrape.ipynb #d95c4e93
 MANIFEST_COLS = ['label','query','engine','page_url','image_url','sha256','width','height','bytes','fetched_at','status','file']
 
@@ -237,8 +171,7 @@ def scrape(
     classes,                  # {label: query or [queries]}, a list of labels, or a `label,query` file
     dest:str|Path,            # output folder: dest/<label>/*.jpg and dest/manifest.csv
     n:int=100,                # images wanted per label
-    engine:str='bing',        # bing, ddg or google
-    base_url:str|None=None,   # override the engine's address (tests, mirrors)
+    engine:str|Engine='bing', # bing, ddg or google; or an `Engine` (another address, another engine)
     max_bytes:int=10_000_000, # largest file to download
     timeout:float=10.,        # seconds per request
     min_side:int=64,          # smallest image side kept
@@ -247,8 +180,8 @@ def scrape(
     driver_path:str|None=None,# explicit chromedriver
 )->pd.DataFrame:              # summary per label: found, downloaded, rejected by reason
     "Search, download, verify and dedupe `n` images per class into `dest`, resuming from its manifest."
-    if engine not in ENGINES: raise ValueError(f"Unknown engine {engine!r}: choose one of {sorted(set(ENGINES))}.")
-    eng, classes, dest = ENGINES[engine], read_classes(classes), Path(dest)
+    if not isinstance(engine, Engine) and engine not in ENGINES: raise ValueError(f"Unknown engine {engine!r}: choose one of {sorted(set(ENGINES))}.")
+    eng, classes, dest = engine if isinstance(engine, Engine) else ENGINES[engine], read_classes(classes), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     mfn = dest/'manifest.csv'
     man = pd.read_csv(mfn, dtype=str, keep_default_na=False) if mfn.exists() else pd.DataFrame(columns=MANIFEST_COLS)
@@ -265,7 +198,7 @@ def scrape(
             hashes = {r['sha256']:r['label'] for r in rows if r['status']=='ok'}
             for q in classes[lbl]:
                 if have >= n: break
-                for url,page in progress_bar(collect_urls(driver, eng, q, n*3, base_url), parent=mb):
+                for url,page in progress_bar(collect_urls(driver, eng, q, n*3), parent=mb):
                     if have >= n: break
                     if url in seen_urls: continue
                     seen_urls.add(url)

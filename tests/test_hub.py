@@ -1,10 +1,10 @@
-"`birdlab push` and `birdlab pull` against a Hub on 127.0.0.1 (tests/fake_hub.py), as a user runs them."
+"`birdlab push` and `birdlab pull` against a Hub on 127.0.0.1 (`birdlab.testing.FakeHub`), as a user runs them."
 import json, os, sys, hashlib
 from pathlib import Path
 import pandas as pd, pytest, torch
 from safetensors.torch import load_file
 from conftest import run
-from fake_hub import serve, REPOS
+from birdlab.testing import FakeHub
 
 def is_pickle(b:bytes)->bool:
     "A pickle (protocol 2 on), or a zip holding one (`torch.save`'s format)."
@@ -20,13 +20,13 @@ def test_is_pickle(demo_run):
     assert not is_pickle(b'{"a": 1}') and not is_pickle((out/'config.json').read_bytes())
 
 @pytest.fixture(scope='module')
-def hub(tmp_path_factory):
-    "A fake Hub, and the environment that points `huggingface_hub` (in the CLI's process) at it."
-    srv = serve()
-    env = {**os.environ, 'HF_ENDPOINT':f'http://127.0.0.1:{srv.server_address[1]}', 'HF_TOKEN':'hf_test',
-           'HF_HOME':str(tmp_path_factory.mktemp('hf_home')), 'HF_HUB_DISABLE_TELEMETRY':'1'}
-    yield env
-    srv.shutdown()
+def fakehub():
+    with FakeHub() as h: yield h
+
+@pytest.fixture(scope='module')
+def hub(fakehub, tmp_path_factory):
+    "The environment that points `huggingface_hub` (in the CLI's process) at the fake Hub."
+    return {**os.environ, **fakehub.env(tmp_path_factory.mktemp('hf_home'))}
 
 @pytest.fixture(scope='module')
 def pushed(hub, demo_run, exported):
@@ -37,8 +37,8 @@ def pushed(hub, demo_run, exported):
     assert "hf-hub:birders/sample30" in r.stdout
     return 'birders/sample30'
 
-def test_push_uploads_timm_format_and_no_pickle(pushed, exported):
-    files = REPOS[pushed]['files']
+def test_push_uploads_timm_format_and_no_pickle(pushed, exported, fakehub):
+    files = fakehub.repos[pushed]['files']
     exp, _ = exported
     assert {'README.md', 'config.json', 'model.safetensors', 'export/model.onnx', 'export/model.json', 'export/model_int8.onnx',
             'export/model.ort', 'export/model_int8.ort', 'export/export.json', 'export/model.pte', 'export/model.pte.json',
@@ -87,8 +87,8 @@ def test_timm_loads_the_pushed_repo(pushed, hub, demo_run, exported, tmp_path):
     agree = sum(a==b for a,b in zip(timm_says, ours))/len(photos)
     assert agree >= 0.8, (agree, timm_says, ours)
 
-def test_pull_refuses_a_pickle_only_repo(hub, tmp_path):
-    REPOS['someone/pickled'] = dict(sha='1'*40, private=False, files={
+def test_pull_refuses_a_pickle_only_repo(hub, fakehub, tmp_path):
+    fakehub.repos['someone/pickled'] = dict(sha='1'*40, private=False, files={
         'config.json': json.dumps({'architecture':'efficientnet_lite0', 'num_classes':2, 'label_names':['a', 'b']}).encode(),
         'pytorch_model.bin': b'not a real pickle, and never read'})
     r = run('birdlab', 'pull', 'someone/pickled', '--out', tmp_path/'p', env=hub)
@@ -103,8 +103,8 @@ def test_hub_errors_are_messages(hub, demo_run, tmp_path):
     r = run('birdlab', 'push', out, '--repo', 'no-namespace', env=hub)
     assert r.returncode == 2 and "'user/name'" in r.stderr, r.stderr
 
-def test_card_metadata_is_checked_by_the_hub(hub, demo_run):
+def test_card_metadata_is_checked_by_the_hub(hub, fakehub, demo_run):
     out, _ = demo_run
     r = run('birdlab', 'push', out, '--repo', 'birders/badlicence', '--license', 'free-as-in-birds', '--no-export', env=hub)
     assert r.returncode == 2 and 'free-as-in-birds' in r.stderr and 'Traceback' not in r.stderr, r.stderr
-    assert not REPOS.get('birders/badlicence', {}).get('files')
+    assert not fakehub.repos.get('birders/badlicence', {}).get('files')

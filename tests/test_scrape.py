@@ -4,7 +4,9 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 from PIL import Image
-from birdlab.scrape import scrape, FakeEngines, find_chromedriver, get_driver, read_classes, collect_urls, ENGINES
+import sys
+from birdlab.scrape import scrape, find_chromedriver, get_driver, read_classes, collect_urls, ENGINES
+from birdlab.testing import FakeEngines
 from conftest import run, SAMPLE
 
 IMGS = {f'{sp}-{i}.jpg': SAMPLE/sp/f'{i}.jpg' for sp in ('BALD EAGLE','OSTRICH','PEACOCK') for i in range(1,6)}
@@ -26,11 +28,11 @@ def driver():
     d = get_driver(); yield d; d.quit()
 
 def _scrape(web, driver, dest, engine='bing', n=10, **kw):
-    return scrape(CLASSES, dest, n=n, engine=engine, base_url=web.base(engine), max_bytes=1_000_000, timeout=1, delay=0, driver=driver, **kw)
+    return scrape(CLASSES, dest, n=n, engine=web.engine(ENGINES[engine]), max_bytes=1_000_000, timeout=1, delay=0, driver=driver, **kw)
 
 @pytest.mark.parametrize('engine', ['bing', 'ddg', 'google'])
 def test_engine_collects_all_results_through_lazy_loading(web, driver, engine):
-    urls = collect_urls(driver, ENGINES[engine], 'bald eagle', 50, web.base(engine), pause=0.2)
+    urls = collect_urls(driver, web.engine(ENGINES[engine]), 'bald eagle', 50, pause=0.2)
     names = [u.rsplit('/', 1)[-1] for u,_ in urls]
     assert names == list(dict.fromkeys(RESULTS['bald eagle']))   # all 11 distinct, in order: needs scrolling past the first 4
     assert all(p and '/pages/' in p for _,p in urls)
@@ -80,8 +82,11 @@ def test_resume_after_partial_run(web, driver, tmp_path):
 
 def test_cli_scrape(web, tmp_path):
     (tmp_path/'classes.csv').write_text('label,query\nPEACOCK,peacock\n')
-    r = run('birdlab', 'scrape', '--classes', tmp_path/'classes.csv', '--n', '3', '--engine', 'ddg',
-            '--out', tmp_path/'raw', '--base-url', web.base('ddg'), '--delay', '0')
+    # the command as a user runs it, with its DuckDuckGo entry pointed at the local server (the engines are data)
+    code = (f"import sys, dataclasses; from birdlab.scrape import ENGINES; ENGINES['ddg'] = dataclasses.replace(ENGINES['ddg'], base_url={web.base('ddg')!r}); "
+            "from birdlab.cli import main; sys.exit(main(sys.argv[1:]))")
+    r = run(sys.executable, '-c', code, 'scrape', '--classes', tmp_path/'classes.csv', '--n', '3', '--engine', 'ddg',
+            '--out', tmp_path/'raw', '--delay', '0')
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((tmp_path/'raw'/'PEACOCK').glob('*.jpg'))) == 3
     assert 'downloaded' in r.stdout
