@@ -7,6 +7,9 @@
 #   .device/w16      Lite0/1/2 weight packages with the tensors stored as fp16 (all three exceed
 #                    the tool's 64 MiB transfer limit in fp32; they are upcast on load)
 #   .device/cub25    a copy of ../shared/data/cub25 (research use: never committed, never shipped)
+# Not run yet: no session has had a device since this was written. The export tests also need the
+# coremltools and executorch wheels (the [coreml] and [executorch] extras); stage them too, or expect
+# the tests that use the `exported` fixture to fail there.
 # Then on the device:  bash tools/device.sh setup && bash tools/device.sh a   (or b, c)
 set -uo pipefail
 stage=${1:?setup, a, b or c}
