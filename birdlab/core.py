@@ -9,7 +9,6 @@ from __future__ import annotations
 import os, json, time, secrets
 from pathlib import Path
 import numpy as np
-from fastai.torch_core import rank_distrib, num_distrib
 from PIL import Image, ImageOps
 
 # %% auto #0
@@ -130,10 +129,12 @@ def release_run_dir(
 # %% ../nbs/00_core.ipynb #16288ad9
 def world_size()->int:
     "How many processes train together: 1 unless started by `accelerate launch` or `torchrun`."
+    from fastai.torch_core import num_distrib   # imported here: core stays free of torch (the web service imports it)
     return max(1, num_distrib())
 
 def is_main()->bool:
     "Whether this is process 0, the one that writes files and prints."
+    from fastai.torch_core import rank_distrib
     return rank_distrib()==0
 
 # %% ../nbs/00_core.ipynb #b785dee7

@@ -6,17 +6,17 @@ Docs: https://birdlab.github.io/birdlab/inference.html.md"""
 
 # %% ../nbs/12_inference.ipynb #227afe1b
 from __future__ import annotations
-import hashlib, io, json, math, os, re, threading
+import hashlib, io, json, math, os, re, sys, threading
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
 from PIL import Image
 import onnxruntime as ort
-from .core import ImageError, upright_rgb
+from .core import ImageError, upright_rgb, Run, RUN_FILES
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'UNKNOWN', 'ImageTooLarge', 'load_image', 'preprocess', 'sha256', 'ort_session', 'softmax', 'find_model',
-           'check_k', 'Predictor']
+           'check_k', 'Predictor', 'resolve_model', 'predict_images']
 
 # %% ../nbs/12_inference.ipynb #0650e4f0
 MAX_PIXELS = 40_000_000  # 40 MP: larger than any phone photo, far below a decompression bomb
@@ -202,3 +202,41 @@ class Predictor:
         return [self._result(p, k) for p in self.probs(imgs)]
 
     def __repr__(self): return f"Predictor({self.model_id}, {len(self.classes)} species, T={self.temperature:.3f}, threshold={self.threshold:.3f})"
+
+# %% ../nbs/12_inference.ipynb #da980a70
+def resolve_model(
+    model:str|Path, # a run folder (or its model.pkl), an export folder, or an .onnx file
+)->Path:            # the run folder, or the .onnx file
+    "The run folder or the .onnx file that `model` names; a FileNotFoundError says what to pass otherwise."
+    p = Path(model)
+    if p.name==RUN_FILES['pickle']: p = p.parent   # a run's pickle names its run folder, which loads without unpickling
+    if p.suffix=='.onnx' or (p.is_dir() and not Run(p).config.is_file() and any(p.glob('*.onnx'))): return find_model(p)
+    if not Run(p).config.is_file(): raise FileNotFoundError(
+        f"No model at {str(model)!r}: pass a run folder (holding config.json and model.pth), or what `birdlab export` wrote (its folder or an .onnx file).")
+    return p
+
+# %% ../nbs/12_inference.ipynb #378ba7de
+def predict_images(
+    model:str|Path,   # a run folder; or an export folder or .onnx file
+    images:list,      # image files
+    k:int=5,          # how many species per image (at least 1; more than the model knows: all)
+    trust_pickle:bool=False, # load the run's model.pkl: runs code from the file, only for runs you made
+):                    # one row per image and rank: image, rank, species, probability, known
+    "Top-`k` species with calibrated probabilities for each image (a DataFrame); `known` is False below the run's rejection threshold."
+    import pandas as pd
+    from birdlab.split import check_images
+    check_k(k, sys.maxsize)   # a bad k fails before any model loads
+    missing = [str(i) for i in images if not Path(i).is_file()]
+    if missing: raise FileNotFoundError(f"Image file(s) not found: {', '.join(missing)}")
+    check_images(images)
+    fn = resolve_model(model)
+    row = lambda img, r, sp, p, known: dict(image=str(img), rank=r+1, species=sp, probability=round(float(p), 4), known=bool(known))
+    if fn.suffix=='.onnx':   # no PyTorch
+        res = Predictor(fn).predict_batch([str(i) for i in images], k=k)
+        return pd.DataFrame([row(img, r, t['species'], t['probability'], not rs['unknown']) for img,rs in zip(images, res) for r,t in enumerate(rs['top_k'])])
+    from birdlab.learner import learner_from_run
+    from birdlab.evaluate import apply_calibration, load_calibration
+    learn = learner_from_run(fn, trust_pickle=trust_pickle)
+    probs,known = apply_calibration(learn.get_preds(dl=learn.dls.test_dl([str(i) for i in images]))[0], load_calibration(fn))
+    p,idx = probs.topk(check_k(k, probs.shape[1]), 1)
+    return pd.DataFrame([row(img, r, learn.dls.vocab[int(idx[i,r])], p[i,r], known[i]) for i,img in enumerate(images) for r in range(p.shape[1])])

@@ -25,7 +25,7 @@ __all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_norma
            'fine_tune_phases', 'Checkpoint', 'export_learner', 'versions', 'train', 'resume', 'read_config',
            'learner_from_run']
 
-# %% ../nbs/06_learner.ipynb #3531784d
+# %% ../nbs/06_learner.ipynb #ef29974c
 class ReduceLROnPlateau(_FastaiReduceLROnPlateau):
     "fastai's `ReduceLROnPlateau` that also works under a schedule (one-cycle, `fine_tune`): it scales the scheduled LR."
     def before_fit(self): self.scale = 1.; super().before_fit()
@@ -43,6 +43,7 @@ class ReduceLROnPlateau(_FastaiReduceLROnPlateau):
             for h in self.opt.hypers: h['lr'] = max(h['lr']/self.factor, self.min_lr)
         print(f'Epoch {self.epoch}: no improvement in {self.monitor} for {self.patience} epoch(s), learning rate x{self.scale:g}')
 
+# %% ../nbs/06_learner.ipynb #824fd904
 class HistoryCSV(CSVLogger):
     "`CSVLogger` that keeps every fit of a learner (e.g. both phases of `fine_tune`) in one file under one header."
     def __init__(self, fname=RUN_FILES['history']): super().__init__(fname, append=True)
@@ -60,30 +61,35 @@ class HistoryCSV(CSVLogger):
     def after_fit(self):
         if not self.skip: super().after_fit()
 
-# %% ../nbs/06_learner.ipynb #ec88f4b9
+# %% ../nbs/06_learner.ipynb #c220d79e
 class PlainTensors(Callback):
     "Hand the model plain `torch.Tensor`s: `torch.compile` cannot trace fastai's tensor subclasses (`TensorImage`)."
     def before_batch(self): self.learn.xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in self.xb)
 
+# %% ../nbs/06_learner.ipynb #2c7b1bd2
 def top5(inp, targ):
     "Top-5 accuracy (top-k with k = number of classes when there are fewer than 5)."
     return top_k_accuracy(inp, targ, k=min(5, inp.shape[-1]))
 
+# %% ../nbs/06_learner.ipynb #d1e250f5
 def set_normalize(dls:DataLoaders, stats:tuple)->DataLoaders:
     "Make `dls` normalise with `stats` (replacing any `Normalize` already there)."
     for dl in dls.loaders: dl.after_batch.fs = dl.after_batch.fs.filter(lambda t: not isinstance(t, Normalize))
     dls.add_tfms([Normalize.from_stats(*stats, cuda=dls.device is not None and dls.device.type=='cuda')], 'after_batch')
     return dls
 
+# %% ../nbs/06_learner.ipynb #430af30b
 def body_head_splitter(model)->list:
     "Parameter groups for fine-tuning a timm model: the pretrained body, then the new head."
     head = set(map(id, params(model.get_classifier())))
     return L([p for p in params(model) if id(p) not in head], params(model.get_classifier()))
 
+# %% ../nbs/06_learner.ipynb #ee1dc8b9
 def _amp_mode(device)->AMPMode|None:
     if device.type!='cuda': return None
     return AMPMode.BF16 if torch.cuda.is_bf16_supported() else AMPMode.FP16
 
+# %% ../nbs/06_learner.ipynb #5161de48
 def make_learner(
     dls:DataLoaders,               # loaders from `get_dls`
     arch:str='efficientnet_lite0', # registered name or any timm model name
@@ -124,7 +130,7 @@ def make_learner(
     learn.arch = arch
     return learn
 
-# %% ../nbs/06_learner.ipynb #1fdd3618
+# %% ../nbs/06_learner.ipynb #ef8e88b0
 def _one_cycle(learn:Learner, n_epoch:int, lr_max, start:int=0, pct_start:float=0.25, div:float=25., div_final:float=1e5):
     "fastai's `fit_one_cycle`; from epoch `start` on, the same schedule with its first `start` epochs left out (to resume)."
     if not start: return learn.fit_one_cycle(n_epoch, lr_max, pct_start=pct_start, div=div, div_final=div_final)
@@ -135,6 +141,7 @@ def _one_cycle(learn:Learner, n_epoch:int, lr_max, start:int=0, pct_start:float=
     learn.fit(n_epoch-start, cbs=ParamScheduler({'lr': tail(combined_cos(pct_start, lr/div, lr, lr/div_final)),
                                                  'mom': tail(combined_cos(pct_start, *learn.moms))}))
 
+# %% ../nbs/06_learner.ipynb #99762984
 def fine_tune_phases(
     learn:Learner,        # the learner to fine-tune
     epochs:int,           # epochs with everything unfrozen
@@ -155,15 +162,17 @@ def fine_tune_phases(
         _one_cycle(learn, epochs, slice(base_lr/2/lr_mult, base_lr/2), start=done, pct_start=0.3, div=5.0)
     learn.epoch0 = 0
 
-# %% ../nbs/06_learner.ipynb #2012c975
+# %% ../nbs/06_learner.ipynb #c6b6f55d
 def _save_atomic(learn:Learner, name:str, **kwargs)->Path:
     "`learn.save(name)` through a temporary file and a rename, so an interruption never leaves half a checkpoint."
     tmp = learn.save(f'.{name}.tmp', **kwargs); fn = tmp.with_name(f'{name}.pth')
     os.replace(tmp, fn)
     return fn
 
+# %% ../nbs/06_learner.ipynb #f97d99be
 def _trackers(learn:Learner)->list: return [c for c in learn.cbs if isinstance(c, TrackerCallback)]
 
+# %% ../nbs/06_learner.ipynb #e1d38bac
 class Checkpoint(Callback):
     "Save weights, optimizer state and `progress.json` after every epoch, and at the end of each phase."
     order,train_only = 70,True   # after the trackers have updated their best value
@@ -176,6 +185,7 @@ class Checkpoint(Callback):
     def after_epoch(self): self._save(getattr(self.learn, 'epoch0', 0) + self.epoch + 1)
     def after_fit(self): self._save(getattr(self.learn, 'epoch0', 0) + self.n_epoch)   # phase over (early stopping too): its best weights are loaded
 
+# %% ../nbs/06_learner.ipynb #73069019
 class _Resumed(Callback):
     "On the first resumed fit, give the trackers back their best value and the learning-rate scale."
     order = 65
@@ -186,7 +196,7 @@ class _Resumed(Callback):
             if hasattr(c, 'scale'): c.scale = self.prog.get('lr_scale', 1.)
         self.learn.remove_cb(self)
 
-# %% ../nbs/06_learner.ipynb #361b65b3
+# %% ../nbs/06_learner.ipynb #ea998151
 _TRAIN_ONLY = (TrackerCallback, HistoryCSV, MixedPrecision, ChannelsLast, PlainTensors)
 
 def export_learner(learn:Learner, fname:str=RUN_FILES['pickle'])->Path:
@@ -200,6 +210,7 @@ def export_learner(learn:Learner, fname:str=RUN_FILES['pickle'])->Path:
     torch.save(learn.model.state_dict(), learn.path/Path(fname).with_suffix('.pth'))
     return learn.path/fname
 
+# %% ../nbs/06_learner.ipynb #384afc37
 def versions()->dict:
     "Versions of the pieces a result depends on."
     import birdlab
@@ -208,14 +219,16 @@ def versions()->dict:
                 cuda=torch.version.cuda if torch.cuda.is_available() else None,
                 gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
 
+# %% ../nbs/06_learner.ipynb #e524a50c
 def _check_distrib(out, find_lr, bs, n):
     if out is None: raise ValueError(f"Training in {n} processes needs an explicit `out` folder, the same in every process "
                                      "(`birdlab train --gpus N` picks one for you).")
     check_split(n, bs, find_lr)
 
-# %% ../nbs/06_learner.ipynb #ddd3d936
+# %% ../nbs/06_learner.ipynb #16094828
 def _plain(v)->bool: return v is None or isinstance(v, (bool, int, float, str))
 
+# %% ../nbs/06_learner.ipynb #d1b2f8aa
 def _config(src, dls, learn, device, n, kwargs, **settings)->dict:
     "What `config.json` records about a run at its start."
     return dict(**settings, weights_source=learn.model.pretrained_cfg.get('birdlab_source'),
@@ -224,16 +237,18 @@ def _config(src, dls, learn, device, n, kwargs, **settings)->dict:
                 n_images=dls.table.split.value_counts().to_dict(), versions=versions(),
                 learner=kwargs if all(map(_plain, kwargs.values())) else None, **{k:str(v) for k,v in kwargs.items()}, complete=False)
 
+# %% ../nbs/06_learner.ipynb #c8be5f70
 def _interrupted_msg(out)->str:
     return (f"{str(out)!r} holds an interrupted training run (config.json says \"complete\": false): continue it with "
             f"`birdlab train --resume {out}` (or `birdlab.learner.resume`), or move the folder away and train again.")
 
+# %% ../nbs/06_learner.ipynb #a83e6d07
 def _check_fresh(out):
     "Refuse an `out` that holds an interrupted run, with the way to resume it."
     cfn = Run(out).config if out is not None else None
     if cfn is not None and cfn.is_file() and json.loads(cfn.read_text()).get('complete') is False: raise FileExistsError(_interrupted_msg(out))
 
-# %% ../nbs/06_learner.ipynb #9ba1480d
+# %% ../nbs/06_learner.ipynb #6eb13ad4
 def _fit_and_finish(learn:Learner, cfg:dict, start:dict|None=None)->Learner:
     "Fine-tune `learn` (from `start` when resuming) with checkpoints, then write `model.pkl`, `model.pth` and the final `config.json`."
     out = Path(learn.path)
@@ -249,6 +264,7 @@ def _fit_and_finish(learn:Learner, cfg:dict, start:dict|None=None)->Learner:
     save_json(Run(out).config, {**cfg, 'train_seconds':round(learn.train_time, 1), 'complete':True})
     return learn
 
+# %% ../nbs/06_learner.ipynb #46c6d617
 def train(
     src,                           # data: folder, split tree, CSV manifest or table
     arch:str='efficientnet_lite0', # architecture (see `birdlab.models.ARCHS`)
@@ -313,10 +329,11 @@ def resume(
         print(f"Resuming {run} at epoch {prog['epoch']} of the {prog['phase']} phase.")
     return _fit_and_finish(learn, cfg, start=prog)
 
-# %% ../nbs/06_learner.ipynb #eab8327f
+# %% ../nbs/06_learner.ipynb #76629b5a
 def _bad_config(fn, why)->ValueError:
     return ValueError(f"{str(fn)!r} is not a usable birdlab run config: {why}. Pass a run folder written by `birdlab train`, or train again.")
 
+# %% ../nbs/06_learner.ipynb #c96a1a33
 def _check_config(cfg, fn):
     "Check the entries of `config.json` that rebuilding a model relies on."
     if not isinstance(cfg, dict): raise _bad_config(fn, 'not a JSON object')
@@ -330,6 +347,7 @@ def _check_config(cfg, fn):
     if len(st)!=2 or any(len(s)!=3 or not all(isinstance(x, (int, float)) for x in s) for s in st) or min(st[1])<=0:
         raise _bad_config(fn, "'stats' must be [mean, std], three numbers each, std positive")
 
+# %% ../nbs/06_learner.ipynb #b0151cc5
 def read_config(
     run:str|Path,         # a run folder
     complete:bool=True,   # refuse a run whose training did not finish
@@ -343,7 +361,7 @@ def read_config(
     if complete and cfg.get('complete') is False: raise ValueError(_interrupted_msg(run))
     return cfg
 
-# %% ../nbs/06_learner.ipynb #7410d05c
+# %% ../nbs/06_learner.ipynb #922c0f13
 def _load_pickle(run:Path, cpu:bool)->Learner:
     fn = Run(run).pickle
     if not fn.is_file(): raise FileNotFoundError(f"No model.pkl in {str(run)!r} to load with --trust-pickle.")
@@ -352,6 +370,7 @@ def _load_pickle(run:Path, cpu:bool)->Learner:
     learn.arch = getattr(learn, 'arch', None)
     return learn
 
+# %% ../nbs/06_learner.ipynb #61a97b26
 def _load_weights(model, fn:Path, cfg:dict):
     "Load state dict `fn` into `model`, refusing anything but tensors, with a clear error when it does not fit."
     if not fn.is_file(): raise FileNotFoundError(f"No model.pth in {str(fn.parent)!r}: pass a run folder written by `birdlab train`.")
@@ -362,6 +381,7 @@ def _load_weights(model, fn:Path, cfg:dict):
     except Exception as e: raise ValueError(f"{str(fn)!r} does not fit the model config.json describes ({cfg['arch']}, {len(cfg['vocab'])} classes): "
                                             f"{str(e).splitlines()[0][:200]}") from None
 
+# %% ../nbs/06_learner.ipynb #6cd3e9c6
 def learner_from_run(
     run:str|Path,            # a run folder written by `train`
     cpu:bool|None=None,      # load on the CPU; default: unless CUDA is available
