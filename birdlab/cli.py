@@ -17,11 +17,6 @@ from fastcore.script import parse_cli, store_true
 from fastcore.meta import delegates
 from .core import sample_path, atomic_write, new_run_dir, WeightsUnavailableError, Run, RUN_FILES
 
-# %% ../nbs/14_cli.ipynb #47dc5164
-def _argv(cmd, **kw)->list:
-    "Command-line arguments for `birdlab cmd` from keyword values (True: a flag; None and False: left out)."
-    return [cmd] + [a for k,v in kw.items() if v not in (None, False) for a in ([f"--{k.replace('_','-')}"] + ([] if v is True else [str(v)]))]
-
 # %% ../nbs/14_cli.ipynb #9743abc2
 def _recipe(
     epochs:int=8,        # epochs with the whole network unfrozen
@@ -91,9 +86,8 @@ def train_cmd(
     **recipe,                      # epochs, freeze_epochs, size, bs, lr, aug, seed (see `_recipe`)
 ):
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
-    from birdlab.split import read_data, check_species
     from birdlab.core import world_size
-    from birdlab.distrib import check_gpus, check_split, launch, quiet_workers
+    from birdlab.distrib import launch_train, quiet_workers
     if resume:
         from birdlab.learner import resume as resume_run
         return _train_and_report(resume, resume, learn=resume_run(resume, cpu=cpu))
@@ -101,13 +95,7 @@ def train_cmd(
     r = _recipe(**recipe)
     if gpus<1: raise ValueError(f"--gpus {gpus}: give 1 or more.")
     if gpus>1 and world_size()==1:   # start `gpus` processes that each run this command; process 0 reports
-        check_species(read_data(data), data)   # bad data fails here, before any process starts
-        check_gpus(gpus, cpu); check_split(gpus, r['bs'], find_lr)   # the checks the processes would make, before any starts
-        out = new_run_dir(out, prefix=arch)  # one folder for all processes; fails now if it holds files
-        argv = _argv('train', data=data, arch=arch, find_lr=find_lr, out=out, no_pretrained=no_pretrained, cpu=cpu, compile=compile, **r)
-        print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {r['bs']} ({r['bs']//gpus} per process) -> {out}", flush=True)
-        rc = launch(argv, gpus, cpu=cpu)
-        if rc: raise ChildProcessError(f"training in {gpus} processes failed (exit code {rc}); the messages above say why. Run folder: {out}")
+        out = launch_train(data, gpus, out=out, arch=arch, cpu=cpu, find_lr=find_lr, no_pretrained=no_pretrained, compile=compile, **r)
         return Run(out).read_json('metrics')
     quiet_workers()
     return _train_and_report(data, out, arch=arch, find_lr=find_lr, pretrained=not no_pretrained, cpu=cpu, compile=compile, **r)
@@ -161,12 +149,12 @@ def export_cmd(
     from birdlab.export import export_run
     res = export_run(run, out=out, int8=not no_int8, to=to, trust_pickle=trust_pickle, int8_max_drop=int8_max_drop)
     rep = res['report']
-    print(f"{'model':<12} {'MB':>6} {'test acc':>9} {'max |dp|':>9} {'top-1 agree':>12}")
-    print(f"{'pytorch':<12} {rep['mb'].get(RUN_FILES['weights'], float('nan')):>6.2f} {rep['pytorch']['test_accuracy']:>9.1%}")
+    print(f"{'model':<16} {'MB':>6} {'test acc':>9} {'max |dp|':>9} {'top-1 agree':>12}")
+    print(f"{'pytorch':<16} {rep['mb'].get(RUN_FILES['weights'], float('nan')):>6.2f} {rep['pytorch']['test_accuracy']:>9.1%}")
     for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort'), ('executorch_fp32','model.pte')):
-        if k in rep and 'refused' in rep[k]: print(f"{k:<12} refused: {rep[k]['refused']}")
-        elif k in rep: print(f"{k:<12} {rep['mb'][f]:>6.2f} {rep[k]['test_accuracy']:>9.1%} {rep[k]['max_abs_diff']:>9.2e} {rep[k]['top1_agreement']:>12.1%}")
-    if 'coreml' in rep: print(f"{'coreml':<12} {rep['mb']['model.mlpackage']:>6.2f}   structure checked ({', '.join(k for k,v in rep['coreml'].items() if v is True)}); "
+        if k in rep and 'refused' in rep[k]: print(f"{k:<16} refused: {rep[k]['refused']}")
+        elif k in rep: print(f"{k:<16} {rep['mb'][f]:>6.2f} {rep[k]['test_accuracy']:>9.1%} {rep[k]['max_abs_diff']:>9.2e} {rep[k]['top1_agreement']:>12.1%}")
+    if 'coreml' in rep: print(f"{'coreml':<16} {rep['mb']['model.mlpackage']:>6.2f}   fp16; structure checked ({', '.join(k for k,v in rep['coreml'].items() if v is True)}); "
                               f"calibrated network max |dp| {rep['coreml']['converted_max_abs_diff']:.1e} (Core ML itself runs on Apple systems only)")
     print(f"\n{rep['n_test']} test photos. Exported -> {res['out']}  (serve it: birdlab serve {res['out']})")
     return res

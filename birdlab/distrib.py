@@ -12,13 +12,14 @@ import torch, timm
 from torch import nn
 from fastai.vision.all import Learner, ProgressCallback, rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL, DistributedTrainer
-from .core import default_device, world_size, is_main
+from .core import default_device, world_size, is_main, new_run_dir
 
 # %% auto #0
 __all__ = ['init_distrib', 'rank0_first', 'sync_batchnorm', 'unsync_batchnorm', 'DataParallelTrainer', 'distributed',
-           'leave_distrib', 'quiet_workers', 'free_port', 'launch_cmd', 'check_gpus', 'check_split', 'launch']
+           'leave_distrib', 'quiet_workers', 'free_port', 'launch_cmd', 'check_gpus', 'check_split', 'launch',
+           'as_argv', 'launch_train']
 
-# %% ../nbs/05c_distrib.ipynb #3ebd7987
+# %% ../nbs/05c_distrib.ipynb #9f595616
 def init_distrib(cpu:bool=False)->torch.device:
     "Join the process group (NCCL on GPUs, gloo on the CPU) and return this process's device; with one process, `default_device(cpu)`."
     if world_size()==1: return default_device(cpu)
@@ -26,6 +27,7 @@ def init_distrib(cpu:bool=False)->torch.device:
     dev = PartialState(cpu=cpu or not torch.cuda.is_available()).device
     return torch.device('cpu') if dev.type=='cpu' else dev   # Accelerate says cpu:<rank>, which torch.load cannot map to
 
+# %% ../nbs/05c_distrib.ipynb #15677676
 def rank0_first(f, *args, **kwargs):
     "Call `f` in process 0 first, then in the others (to build a shared cache once, say); a plain call with one process."
     if world_size()==1: return f(*args, **kwargs)
@@ -34,7 +36,7 @@ def rank0_first(f, *args, **kwargs):
     if not is_main(): res = f(*args, **kwargs)
     return res
 
-# %% ../nbs/05c_distrib.ipynb #3daf03e4
+# %% ../nbs/05c_distrib.ipynb #ee2703e8
 class _DistribDL(DistributedDL):
     "fastai's `DistributedDL`; its order broadcast also works in gloo (CPU) process groups."
     def _broadcast(self, t, rank):
@@ -43,18 +45,21 @@ class _DistribDL(DistributedDL):
         torch.distributed.broadcast(t, rank)
         return t.cpu().tolist()
 
+# %% ../nbs/05c_distrib.ipynb #e35ce25e
 def sync_batchnorm(model:nn.Module)->dict:
     "Synchronise `model`'s BatchNorm layers across processes, in place, with timm's converter (which keeps the activation of timm's `BatchNormAct2d`); returns the original layers."
     plain = {n:m for n,m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
     timm.layers.convert_sync_batchnorm(model)
     return plain
 
+# %% ../nbs/05c_distrib.ipynb #9972035a
 def unsync_batchnorm(model:nn.Module, plain:dict):
     "Put back the original BatchNorm layers `plain` (they share parameters and statistics with the synchronised ones)."
     for name,m in plain.items():
         parent,_,attr = name.rpartition('.')
         setattr(model.get_submodule(parent), attr, m)
 
+# %% ../nbs/05c_distrib.ipynb #f662251f
 class DataParallelTrainer(DistributedTrainer):
     "fastai's `DistributedTrainer` (DDP through Accelerate) for GPU (NCCL) and CPU (gloo) groups; the learner keeps its own model."
     def __init__(self, sync_bn:bool=True, **kwargs):
@@ -68,6 +73,7 @@ class DataParallelTrainer(DistributedTrainer):
         unsync_batchnorm(self.learn.model, self.plain)   # the trained weights and statistics are shared; export sees plain BatchNorm
     def _wrap_dl(self, dl): return dl if isinstance(dl, DistributedDL) else _DistribDL(dl, device=self.learn.dls.device)
 
+# %% ../nbs/05c_distrib.ipynb #6fc7440e
 @contextmanager
 def distributed(learn:Learner, sync_bn:bool|None=None):
     "Inside this block `learn` trains data-parallel across the processes (a no-op with one); `sync_bn` defaults to on for GPUs."
@@ -79,6 +85,7 @@ def distributed(learn:Learner, sync_bn:bool|None=None):
     try: yield learn
     finally: learn.remove_cb(cb); learn.add_cbs(progress)
 
+# %% ../nbs/05c_distrib.ipynb #b7770049
 def leave_distrib()->bool:
     "After training: close the process group. Returns whether this is process 0, which then carries on as a single process."
     main = is_main()
@@ -87,11 +94,12 @@ def leave_distrib()->bool:
         if main: os.environ.update(WORLD_SIZE='1', RANK='0', LOCAL_RANK='0')
     return main
 
+# %% ../nbs/05c_distrib.ipynb #ee0503e8
 def quiet_workers():
     "In processes other than 0, send standard output to /dev/null so each message prints once (errors still show)."
     if not is_main(): sys.stdout = open(os.devnull, 'w')
 
-# %% ../nbs/05c_distrib.ipynb #54c24c70
+# %% ../nbs/05c_distrib.ipynb #17656bb0
 def free_port()->int:
     "A free TCP port on 127.0.0.1, for the processes to meet on."
     with socket.socket() as s:
@@ -99,12 +107,14 @@ def free_port()->int:
 
 _ENTRY = 'import sys; from birdlab.cli import main; sys.exit(main())'
 
+# %% ../nbs/05c_distrib.ipynb #30d86593
 def launch_cmd(argv:list, n:int, port:int|None=None)->list:
     "The command running `birdlab <argv>` in `n` processes on this machine through `accelerate launch`."
     return [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_machines', '1', '--num_processes', str(n),
             '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_ip', '127.0.0.1',
             '--main_process_port', str(port or free_port()), '--no_python', sys.executable, '-c', _ENTRY, *map(str, argv)]
 
+# %% ../nbs/05c_distrib.ipynb #395a6b90
 def check_gpus(n:int, cpu:bool=False):
     "Fail clearly unless this machine can run `n` processes: `n` GPUs, or any `n` with `cpu`."
     if n<2: raise ValueError(f"Launching needs at least 2 processes, not {n}: run the command directly for one.")
@@ -112,13 +122,40 @@ def check_gpus(n:int, cpu:bool=False):
         raise ValueError(f"--gpus {n}: this machine has {torch.cuda.device_count()} CUDA GPU(s). Ask for at most that many, "
                          f"or add --cpu to train in {n} CPU processes (to test the setup; on one machine's cores it is not meant to be faster).")
 
+# %% ../nbs/05c_distrib.ipynb #4b580a7f
 def check_split(n:int, bs:int, find_lr:bool=False):
     "Fail clearly unless a training run can be split over `n` processes: `bs` a multiple of `n`, and no `find_lr`."
     if find_lr: raise ValueError("`find_lr` needs a single process: find the learning rate with a one-GPU run (`birdlab train --find-lr`), "
                                  "then pass it as `lr`.")
     if bs%n: raise ValueError(f"bs={bs} does not split evenly over {n} processes: use a multiple of {n}.")
 
+# %% ../nbs/05c_distrib.ipynb #20a708c2
 def launch(argv:list, n:int, cpu:bool=False)->int:
     "Run `birdlab <argv>` in `n` processes (one per GPU; CPU processes if `cpu`, which `argv` should then ask for too) and wait; the exit code."
     check_gpus(n, cpu)
     return subprocess.run(launch_cmd(argv, n)).returncode
+
+# %% ../nbs/05c_distrib.ipynb #2f53e95a
+def as_argv(cmd:str, **kw)->list:
+    "Command-line arguments for `birdlab cmd` from keyword values (True: a flag; None and False: left out)."
+    return [cmd] + [a for k,v in kw.items() if v not in (None, False) for a in ([f"--{k.replace('_','-')}"] + ([] if v is True else [str(v)]))]
+
+# %% ../nbs/05c_distrib.ipynb #437c9326
+def launch_train(
+    data,                      # data folder, split tree or CSV manifest
+    gpus:int,                  # processes to start: GPUs, or CPU processes with `cpu`
+    out=None,                  # run folder (new or empty); default runs/<arch>-<time>
+    arch:str='efficientnet_lite0', # architecture
+    cpu:bool=False,            # CPU processes (to test the setup)
+    **opts,                    # the other `birdlab train` options (recipe, find_lr, no_pretrained, compile)
+)->Path:                       # the run folder, once every process has finished
+    "Train one model in `gpus` processes, each running `birdlab train` on the same run folder."
+    from birdlab.split import read_data, check_species
+    check_species(read_data(data), data)   # bad data fails here, before any process starts
+    check_gpus(gpus, cpu); check_split(gpus, opts.get('bs', 32), opts.get('find_lr', False))
+    out = new_run_dir(out, prefix=arch)    # one folder for all processes; fails now if it holds files
+    bs = opts.get('bs', 32)
+    print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {bs} ({bs//gpus} per process) -> {out}", flush=True)
+    rc = launch(as_argv('train', data=data, arch=arch, out=out, cpu=cpu, **opts), gpus, cpu=cpu)
+    if rc: raise ChildProcessError(f"training in {gpus} processes failed (exit code {rc}); the messages above say why. Run folder: {out}")
+    return out

@@ -186,7 +186,8 @@ def to_coreml(
         warnings.simplefilter('ignore')
         traced = torch.jit.trace(net, torch.rand(1, 3, s, s))
         ml = ct.convert(traced, inputs=[ct.ImageType(name='image', shape=(1, 3, s, s), scale=1/255, color_layout=ct.colorlayout.RGB)],
-                        classifier_config=ct.ClassifierConfig(vocab), convert_to='mlprogram', minimum_deployment_target=ct.target.iOS15)
+                        classifier_config=ct.ClassifierConfig(vocab), convert_to='mlprogram', minimum_deployment_target=ct.target.iOS15,
+                        compute_precision=ct.precision.FLOAT16)   # fp16 weights and compute: what the Neural Engine runs
     ml.short_description = f'birdlab: {len(vocab)} bird species'
     ml.user_defined_metadata.update(classes=json.dumps(vocab), preprocessing=json.dumps(pre), temperature=str(t), producer='birdlab')
     tmp = fn.with_name(f'.tmp.{fn.name}')   # Core ML insists on the .mlpackage extension; shutil.rmtree(tmp, ignore_errors=True)
@@ -341,7 +342,7 @@ def export_run(
         m, s = np.array(preprocessing(learn)['mean'], dtype=np.float32).reshape(1, 3, 1, 1), np.array(preprocessing(learn)['std'], dtype=np.float32).reshape(1, 3, 1, 1)
         with torch.no_grad(): pc = _Calibrated(learn.model.cpu().float(), m.ravel(), s.ravel(), (cal or {}).get('temperature', 1.)).eval()(torch.from_numpy(xt*s+m)).numpy()
         want = scale_probs(torch.from_numpy(ref), cal['temperature']).numpy() if cal else ref
-        rep['coreml'] = dict(**coreml_checks(f, list(learn.dls.vocab), preprocessing(learn)['size']), converted_max_abs_diff=float(np.abs(pc-want).max()),
+        rep['coreml'] = dict(**coreml_checks(f, list(learn.dls.vocab), preprocessing(learn)['size']), converted_max_abs_diff=float(np.abs(pc-want).max()), precision='float16',
                              runtime='Core ML runs on Apple systems only: the package was checked for its structure, and the calibrated network it was converted from on the test photos')
         card = model_card(f, learn, cal, metrics=rep['coreml'], **src)
         card['input'] = dict(name='image', kind='RGB image', size=card['input']['size'], resize=card['input']['resize'], presize=card['input']['presize'])

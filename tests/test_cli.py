@@ -106,5 +106,5 @@ def test_export_refuses_a_broken_int8(demo_run, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     r = run('birdlab', 'export', out, '--out', tmp_path/'exp', '--to', 'onnx,ort', '--int8-max-drop', '-0.01')   # a bar no model can pass
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'onnx_int8    refused: int8 test accuracy' in r.stdout and 'model_int8.onnx was not written' in r.stderr, r.stdout + r.stderr
+    assert any(l.split()[:4]==['onnx_int8', 'refused:', 'int8', 'test'] for l in r.stdout.splitlines()) and 'model_int8.onnx was not written' in r.stderr, r.stdout + r.stderr
     assert sorted(f.name for f in (tmp_path/'exp').glob('model*')) == ['model.json', 'model.onnx', 'model.ort', 'model.ort.json', 'model.required_operators.config']
