@@ -8,6 +8,7 @@ Docs: https://birdlab.github.io/birdlab/distrib.html.md"""
 from __future__ import annotations
 import os, socket, subprocess, sys
 from contextlib import contextmanager
+from pathlib import Path
 import torch, timm
 from torch import nn
 from fastai.vision.all import Learner, ProgressCallback, rank_distrib, num_distrib, distrib_barrier
