@@ -292,7 +292,7 @@ def export_run(
     trust_pickle:bool=False, # load the run's `model.pkl` (runs code from the file: only for runs you made)
     int8_max_drop:float=0.05,# refuse the int8 model if its test accuracy is lower than PyTorch's by more than this
 )->dict:                     # paths and the comparison figures
-    "Export a run to ONNX (and int8; with `to` including 'ort', also ONNX Runtime Mobile), check each file against PyTorch on the test photos, and write their model cards."
+    "Export a run to ONNX and int8 (and, as `to` asks, ONNX Runtime Mobile, ExecuTorch, Core ML), check each file against PyTorch on the test photos, and write their model cards."
     run = Path(run)
     to = [t.strip() for t in (to.split(',') if isinstance(to, str) else to) if t.strip()]
     if bad := [t for t in to if t not in EXPORT_FORMATS]: raise ValueError(f"Cannot export to {', '.join(bad)}: choose from {', '.join(EXPORT_FORMATS)}.")
@@ -339,10 +339,11 @@ def export_run(
         res['executorch_fp32'] = f
     if 'coreml' in to:       # no Core ML runtime off Apple systems: what goes into the converter is checked on the photos, the package by its structure
         f = to_coreml(learn, out/'model.mlpackage', cal)
-        m, s = np.array(preprocessing(learn)['mean'], dtype=np.float32).reshape(1, 3, 1, 1), np.array(preprocessing(learn)['std'], dtype=np.float32).reshape(1, 3, 1, 1)
-        with torch.no_grad(): pc = _Calibrated(learn.model.cpu().float(), m.ravel(), s.ravel(), (cal or {}).get('temperature', 1.)).eval()(torch.from_numpy(xt*s+m)).numpy()
+        pre = preprocessing(learn)
+        m, s = (np.array(pre[k], dtype=np.float32).reshape(1, 3, 1, 1) for k in ('mean', 'std'))
+        with torch.no_grad(): pc = _Calibrated(learn.model.cpu().float(), pre['mean'], pre['std'], (cal or {}).get('temperature', 1.)).eval()(torch.from_numpy(xt*s+m)).numpy()
         want = scale_probs(torch.from_numpy(ref), cal['temperature']).numpy() if cal else ref
-        rep['coreml'] = dict(**coreml_checks(f, list(learn.dls.vocab), preprocessing(learn)['size']), converted_max_abs_diff=float(np.abs(pc-want).max()), precision='float16',
+        rep['coreml'] = dict(**coreml_checks(f, list(learn.dls.vocab), pre['size']), converted_max_abs_diff=float(np.abs(pc-want).max()), precision='float16',
                              runtime='Core ML runs on Apple systems only: the package was checked for its structure, and the calibrated network it was converted from on the test photos')
         card = model_card(f, learn, cal, metrics=rep['coreml'], **src)
         card['input'] = dict(name='image', kind='RGB image', size=card['input']['size'], resize=card['input']['resize'], presize=card['input']['presize'])
