@@ -63,8 +63,7 @@ def _counts(man:pd.DataFrame|None)->pd.DataFrame:
 
 # %% ../nbs/12c_hub.ipynb #c9b54ae1
 def _run_metrics(run:Path, learn, man)->dict:
-    fn = Run(run).metrics
-    if fn.is_file(): return json.loads(fn.read_text())
+    if (m := Run(run).read_json('metrics')) is not None: return m
     if man is None or not (man.split=='test').any(): return {}
     return classification_metrics(get_preds(learn, man[man.split=='test'].reset_index(drop=True)))
 
@@ -198,7 +197,7 @@ def save_for_hub(
     if dest.exists() and any(dest.iterdir()): raise FileExistsError(f"{str(dest)!r} is not empty: give a new folder.")
     learn, man, cal = load_run(run, cpu=True, trust_pickle=trust_pickle)
     if hasattr(learn, 'progress'): learn.remove_cb(learn.progress)   # no progress bars while measuring
-    if export is None: export = run/'export' if (run/'export'/'model.json').is_file() else False
+    if export is None: export = Run(run).export if (Run(run).export/'model.json').is_file() else False
     files, rep = _export_files(Path(export)) if export else ([], None)
     pre, counts = preprocessing(learn), _counts(man)
     test = man[man.split=='test'].reset_index(drop=True) if man is not None else None
@@ -210,13 +209,13 @@ def save_for_hub(
     model = learn.model.eval().cpu()
     own = model.pretrained_cfg
     model.pretrained_cfg = {k:v for k,v in own.items() if not k.startswith('birdlab_') and k not in ('tag', 'hf_hub_id', 'url', 'license')}
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent if dest.parent.exists() else None))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))   # beside `dest`, so the rename below is atomic
     try:
         save_for_hf(model, tmp, model_config=dict(label_names=info['classes'], birdlab=info, pretrained_cfg=dict(license=license)),
                     safe_serialization=True, data_config=timm_data_config(pre))
         for f in files: (tmp/'export').mkdir(exist_ok=True); (shutil.copytree if f.is_dir() else shutil.copy2)(f, tmp/'export'/f.name)
         atomic_write(tmp/'README.md', hub_card(info, counts, rep, license=license, data_license=data_license, repo=repo))
-        dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists(): dest.rmdir()
         os.replace(tmp, dest)
     finally:
