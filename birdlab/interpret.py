@@ -186,7 +186,7 @@ def load_run(
 )->tuple:              # (learner, manifest table, calibration dict or None)
     "The learner, manifest and calibration of run folder `run`."
     run = Path(run)
-    learn = learner_from_run(run, cpu=cpu, trust_pickle=trust_pickle)
+    learn = Run(run).learner(cpu=cpu, trust_pickle=trust_pickle)
     man = read_data(Run(run).manifest) if Run(run).manifest.exists() else None
     return learn, man, load_calibration(run)
 

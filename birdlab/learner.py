@@ -14,6 +14,7 @@ from fastai.vision.all import (Learner, DataLoaders, Normalize, CrossEntropyLoss
                                ParamScheduler, MixedPrecision, ChannelsLast, AMPMode, params, L, rank_distrib, Callback,
                                combined_cos, load_learner)
 from fastai.callback.tracker import ReduceLROnPlateau as _FastaiReduceLROnPlateau
+from fastcore.basics import patch
 from .core import default_device, seed_everything, new_run_dir, release_run_dir, save_json, Run, RUN_FILES, world_size, is_main
 from .split import write_manifest
 from .data import get_dls, inference_dls, AUG_PRESETS
@@ -402,3 +403,12 @@ def learner_from_run(
         learn.arch = cfg['arch']
     learn.path = run
     return learn
+
+# %% ../nbs/06_learner.ipynb #7cacbafd
+@patch
+def learner(self:Run,
+    cpu:bool|None=None,      # load on the CPU; default: unless CUDA is available
+    trust_pickle:bool=False, # load `model.pkl` instead (runs code from the file: only for runs you made)
+)->Learner:
+    "The run's trained learner, rebuilt from its config and weights (no pickle): `learner_from_run`."
+    return learner_from_run(self.path, cpu=cpu, trust_pickle=trust_pickle)
