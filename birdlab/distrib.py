@@ -153,9 +153,9 @@ def launch_train(
     "Train one model in `gpus` processes, each running `birdlab train` on the same run folder."
     from birdlab.split import read_data, check_species
     check_species(read_data(data), data)   # bad data fails here, before any process starts
-    check_gpus(gpus, cpu); check_split(gpus, opts.get('bs', 32), opts.get('find_lr', False))
-    out = new_run_dir(out, prefix=arch)    # one folder for all processes; fails now if it holds files
     bs = opts.get('bs', 32)
+    check_gpus(gpus, cpu); check_split(gpus, bs, opts.get('find_lr', False))
+    out = new_run_dir(out, prefix=arch)    # one folder for all processes; fails now if it holds files
     print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {bs} ({bs//gpus} per process) -> {out}", flush=True)
     rc = launch(as_argv('train', data=data, arch=arch, out=out, cpu=cpu, **opts), gpus, cpu=cpu)
     if rc: raise ChildProcessError(f"training in {gpus} processes failed (exit code {rc}); the messages above say why. Run folder: {out}")
