@@ -7,7 +7,7 @@ Docs: https://birdlab.github.io/birdlab/cli.html.md"""
 # %% auto #0
 __all__ = ['COMMANDS', 'demo', 'train_cmd', 'predict', 'evaluate_cmd', 'export_cmd', 'serve_cmd', 'compare_cmd', 'ensemble_cmd',
            'distill_cmd', 'audit_cmd', 'review_cmd', 'quarantine_cmd', 'restore_cmd', 'split_cmd', 'cache_cmd',
-           'scrape_cmd', 'push_cmd', 'pull_cmd', 'main']
+           'scrape_cmd', 'push_cmd', 'pull_cmd', 'tflite_setup_cmd', 'main']
 
 # %% ../nbs/14_cli.ipynb #6ea7d382
 import sys, time, json, signal, threading   # no `from __future__ import annotations`: `delegates` + `parse_cli` need real annotations
@@ -141,19 +141,19 @@ def export_cmd(
     run:str,                # run folder (model.pth, config.json, manifest.csv, calibration.json)
     out:str=None,           # new folder for the exported files (default RUN/export)
     no_int8:store_true=False, # skip the int8 model
-    to:str='onnx',          # formats, comma-separated: onnx, ort (ONNX Runtime Mobile), executorch (needs birdlab[executorch]), coreml (needs birdlab[coreml])
+    to:str='onnx',          # formats, comma-separated: onnx, ort (ONNX Runtime Mobile), executorch (needs birdlab[executorch]), coreml (birdlab[coreml]), tflite (birdlab[tflite] and `birdlab tflite-setup`)
     trust_pickle:store_true=False, # load the run's model.pkl: RUNS CODE from the file, only for runs you made
     int8_max_drop:float=0.05, # refuse the int8 model if its test accuracy is more than this below PyTorch's
 ):
-    "Export a run to ONNX and int8 ONNX (and --to ort) with model cards, checked against PyTorch on the test photos."
-    from birdlab.export import export_run
+    "Export a run to ONNX and int8 ONNX (and --to ort,executorch,coreml,tflite) with model cards, checked against PyTorch on the test photos."
+    from birdlab.export import export_run, export_rows
     res = export_run(run, out=out, int8=not no_int8, to=to, trust_pickle=trust_pickle, int8_max_drop=int8_max_drop)
     rep = res['report']
     print(f"{'model':<16} {'MB':>6} {'test acc':>9} {'max |dp|':>9} {'top-1 agree':>12}")
     print(f"{'pytorch':<16} {rep['mb'].get(RUN_FILES['weights'], float('nan')):>6.2f} {rep['pytorch']['test_accuracy']:>9.1%}")
-    for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort'), ('executorch_fp32','model.pte')):
-        if k in rep and 'refused' in rep[k]: print(f"{k:<16} refused: {rep[k]['refused']}")
-        elif k in rep: print(f"{k:<16} {rep['mb'][f]:>6.2f} {rep[k]['test_accuracy']:>9.1%} {rep[k]['max_abs_diff']:>9.2e} {rep[k]['top1_agreement']:>12.1%}")
+    for k,f in export_rows(rep):
+        if 'refused' in rep[k]: print(f"{k:<16} refused: {rep[k]['refused']}")
+        else: print(f"{k:<16} {rep['mb'][f]:>6.2f} {rep[k]['test_accuracy']:>9.1%} {rep[k]['max_abs_diff']:>9.2e} {rep[k]['top1_agreement']:>12.1%}")
     if 'coreml' in rep: print(f"{'coreml':<16} {rep['mb']['model.mlpackage']:>6.2f}   fp16; structure checked ({', '.join(k for k,v in rep['coreml'].items() if v is True)}); "
                               f"calibrated network max |dp| {rep['coreml']['converted_max_abs_diff']:.1e} (Core ML itself runs on Apple systems only)")
     print(f"\n{rep['n_test']} test photos. Exported -> {res['out']}  (serve it: birdlab serve {res['out']})")
@@ -379,11 +379,22 @@ def pull_cmd(
     print(f"Pulled {repo} -> {dest}" + (f"\nServe it: birdlab serve {dest/'export'}" if (dest/'export').is_dir() else ''))
     return dest
 
+# %% ../nbs/14_cli.ipynb #0f4df156
+def tflite_setup_cmd(
+    path:str=None,         # where to create it (default $BIRDLAB_TFLITE_ENV, else ~/.cache/birdlab/tflite)
+):
+    "Create the separate Python environment that converts models to TFLite (litert-torch, about 1 GB): once, before `export --to tflite`."
+    from birdlab.export import tflite_setup, TFLITE_CONVERTER
+    print(f"Installing {TFLITE_CONVERTER} into its own environment (this environment's torch is reused)...", flush=True)
+    py = tflite_setup(path)
+    print(f"TFLite converter ready: {py}\nExport with: birdlab export RUN --to tflite")
+    return py
+
 # %% ../nbs/14_cli.ipynb #fba44306
 COMMANDS = {'demo':demo, 'train':train_cmd, 'evaluate':evaluate_cmd, 'predict':predict, 'export':export_cmd, 'serve':serve_cmd,
             'compare':compare_cmd, 'ensemble':ensemble_cmd, 'distill':distill_cmd, 'audit':audit_cmd, 'split':split_cmd,
             'quarantine':quarantine_cmd, 'restore':restore_cmd, 'review':review_cmd, 'scrape':scrape_cmd, 'cache':cache_cmd,
-            'push':push_cmd, 'pull':pull_cmd}
+            'push':push_cmd, 'pull':pull_cmd, 'tflite-setup':tflite_setup_cmd}
 _USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, WeightsUnavailableError, ChildProcessError, ImportError)
 
 def main(argv:list|None=None):
@@ -391,7 +402,7 @@ def main(argv:list|None=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ('-h','--help') or argv[0] not in COMMANDS:
         print("usage: birdlab {" + ','.join(COMMANDS) + "} [options]   (birdlab <command> --help for its options)")
-        for n,f in COMMANDS.items(): print(f"  {n:<8} {f.__doc__}")
+        for n,f in COMMANDS.items(): print(f"  {n:<12} {f.__doc__}")
         return 0 if not argv or argv[0] in ('-h','--help') else 2
     old, sys.argv = sys.argv, [f'birdlab {argv[0]}'] + argv[1:]
     if threading.current_thread() is threading.main_thread():   # a scheduler's SIGTERM stops a run as Ctrl-C does

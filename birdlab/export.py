@@ -1,4 +1,4 @@
-"""ONNX and int8 models of a trained run, checked against PyTorch on real photos, each with a model card.
+"""ONNX, int8 and phone models (ONNX Runtime Mobile, ExecuTorch, Core ML, TFLite) of a trained run, checked against PyTorch on real photos, each with a model card.
 
 Docs: https://birdlab.github.io/birdlab/export.html.md"""
 
@@ -6,7 +6,8 @@ Docs: https://birdlab.github.io/birdlab/export.html.md"""
 
 # %% ../nbs/12b_export.ipynb #b3447a06
 from __future__ import annotations
-import copy, hashlib, importlib, json, os, shutil, time, warnings
+import copy, hashlib, importlib, importlib.util, json, os, shutil, subprocess, sys, tempfile, time, warnings
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -14,16 +15,18 @@ import onnx, onnxruntime as ort
 from onnxruntime.quantization import quantize_static, QuantFormat, QuantType, CalibrationDataReader
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from fastai.vision.all import Learner, Resize, RandomResizedCropGPU, Normalize
-from .core import save_json, new_run_dir, atomic_write, Run
+from .core import save_json, new_run_dir, atomic_write, cache_dir, Run
 from .learner import versions
 from .evaluate import scale_probs, is_known
 from .interpret import load_run
 from .inference import sha256, ort_session, softmax
 
 # %% auto #0
-__all__ = ['ONNX_OPSET', 'EXTRAS', 'EXPORT_FORMATS', 'preprocessing', 'to_onnx', 'onnx_probs', 'stamp_metadata', 'onnx_metadata',
-           'batches', 'torch_probs', 'parity', 'quantize_int8', 'to_ort', 'need_extra', 'to_coreml', 'coreml_checks',
-           'to_executorch', 'executorch_probs', 'digest', 'nbytes', 'model_card', 'export_run']
+__all__ = ['ONNX_OPSET', 'EXTRAS', 'TFLITE_CONVERTER', 'TFLITE_META', 'EXPORTERS', 'EXPORT_FORMATS', 'preprocessing', 'to_onnx',
+           'onnx_probs', 'stamp_metadata', 'onnx_metadata', 'batches', 'torch_probs', 'parity', 'quantize_int8',
+           'to_ort', 'need_extra', 'to_coreml', 'coreml_checks', 'to_executorch', 'executorch_probs', 'tflite_env',
+           'tflite_setup', 'tflite_python', 'stamp_tflite', 'tflite_metadata', 'to_tflite', 'tflite_probs',
+           'tflite_checks', 'digest', 'nbytes', 'model_card', 'export_run', 'export_rows']
 
 # %% ../nbs/12b_export.ipynb #e59b625d
 def preprocessing(
@@ -151,7 +154,8 @@ def to_ort(
 
 # %% ../nbs/12b_export.ipynb #b6ff8508
 EXTRAS = {'coreml':('coremltools', 'birdlab[coreml]', 'about 30 MB'),
-          'executorch':('executorch', 'birdlab[executorch]', 'about 500 MB')}
+          'executorch':('executorch', 'birdlab[executorch]', 'about 500 MB'),
+          'tflite':('ai_edge_litert', 'birdlab[tflite]', 'about 60 MB: the LiteRT runtime, to check the files; the converter lives apart, see `tflite_setup`')}
 
 def need_extra(
     fmt:str, # an export format with an optional converter (a key of `EXTRAS`)
@@ -240,6 +244,129 @@ def executorch_probs(fn:str|Path, x:np.ndarray)->np.ndarray:
     logits = np.concatenate([method.execute([torch.from_numpy(np.ascontiguousarray(xi[None]))])[0].numpy() for xi in x])
     return softmax(logits)
 
+# %% ../nbs/12b_export.ipynb #8b8ffebe
+TFLITE_CONVERTER = 'litert-torch>=0.10'   # Google's PyTorch -> TFLite converter; brings ai-edge-quantizer
+
+def tflite_env(
+    path:str|Path|None=None, # the environment's folder; default $BIRDLAB_TFLITE_ENV, else ~/.cache/birdlab/tflite
+)->Path:
+    "The folder of the separate Python environment that holds the TFLite converter."
+    return Path(path or os.environ.get('BIRDLAB_TFLITE_ENV') or cache_dir('tflite')).expanduser()
+
+# %% ../nbs/12b_export.ipynb #bba256f8
+def _env_python(env:Path)->Path: return env/('Scripts/python.exe' if os.name=='nt' else 'bin/python')
+
+def tflite_setup(
+    path:str|Path|None=None, # the environment to create or complete (see `tflite_env`)
+    quiet:bool=True,         # hide pip's output
+)->Path:                     # its Python
+    "Make the TFLite converter's own environment: a venv that reuses this environment's packages (torch) and adds litert-torch."
+    env = tflite_env(path); py = _env_python(env)
+    if not py.exists(): subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(env)], check=True)
+    r = subprocess.run([str(py), '-m', 'pip', 'install', *(['-q'] if quiet else []), TFLITE_CONVERTER], capture_output=quiet, text=True)
+    if r.returncode: raise RuntimeError(f"Installing {TFLITE_CONVERTER} into {env} failed (pip's last words below); run `birdlab tflite-setup` again once fixed.\n{(r.stderr or '')[-2000:]}")
+    return py
+
+# %% ../nbs/12b_export.ipynb #23987496
+def tflite_python()->str:
+    "The Python that converts to TFLite; an ImportError says how to get one."
+    if p := os.environ.get('BIRDLAB_TFLITE_PYTHON'): return p
+    if importlib.util.find_spec('litert_torch'): return sys.executable
+    if (py := _env_python(tflite_env())).exists(): return str(py)
+    raise ImportError(f"Exporting to tflite needs Google's converter ({TFLITE_CONVERTER}) in its own environment, as its pins clash with birdlab's: "
+                      f"run `birdlab tflite-setup` once (about 1 GB, into {tflite_env()}), or set BIRDLAB_TFLITE_PYTHON to a Python that has it.")
+
+# %% ../nbs/12b_export.ipynb #8a7c3137
+class _NHWC(nn.Module):
+    "Channels-last input, as Android's image buffers are: (n, s, s, 3) normalised image -> logits."
+    def __init__(self, model:nn.Module): super().__init__(); self.model = model
+    def forward(self, image): return self.model(image.permute(0, 3, 1, 2))
+
+_TFLITE_SCRIPT = """
+import sys, warnings; warnings.filterwarnings('ignore')
+import torch, litert_torch
+pt2, size, out, out8 = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+net = torch.export.load(pt2).module()
+litert_torch.convert(net, sample_kwargs={'image': torch.zeros(1, size, size, 3)}).export(out)
+if out8:
+    from ai_edge_quantizer import quantizer, recipe
+    quantizer.Quantizer(out, recipe.dynamic_wi8_afp32()).quantize().export_model(out8[0])
+"""
+
+# %% ../nbs/12b_export.ipynb #21a53ce6
+TFLITE_META = 'birdlab'   # the name of birdlab's metadata entry in a .tflite file
+
+def stamp_tflite(
+    src:str|Path,           # a .tflite file
+    meta:dict,              # what to store, as JSON
+    dest:str|Path|None=None,# where to write (atomically); default `src`
+)->Path:
+    "Write `src` with `meta` in its metadata entry 'birdlab' (replacing an older one)."
+    from ai_edge_litert import schema_py_generated as fb
+    import flatbuffers
+    buf = Path(src).read_bytes(); m = fb.ModelT.InitFromPackedBuf(buf, 0)
+    for b in m.buffers or []:   # constants stored after the flatbuffer (by offset) come back inline: the rebuilt file moves them
+        if (b.offset or 0) > 1: b.data, b.offset, b.size = np.frombuffer(buf, np.uint8, count=b.size, offset=b.offset), 0, 0
+    m.metadata = [e for e in (m.metadata or []) if e.name not in (TFLITE_META, TFLITE_META.encode())]
+    b = fb.BufferT(); b.data = np.frombuffer(json.dumps(meta).encode(), np.uint8); m.buffers.append(b)
+    e = fb.MetadataT(); e.name, e.buffer = TFLITE_META, len(m.buffers)-1; m.metadata.append(e)
+    builder = flatbuffers.Builder(len(buf)+2**16); builder.Finish(m.Pack(builder), file_identifier=b'TFL3')
+    return atomic_write(dest or src, bytes(builder.Output()))
+
+# %% ../nbs/12b_export.ipynb #389a0ecc
+def tflite_metadata(fn:str|Path)->dict:
+    "birdlab's metadata in the .tflite file `fn` ({} if it has none)."
+    from ai_edge_litert import schema_py_generated as fb
+    m = fb.Model.GetRootAs(Path(fn).read_bytes(), 0)
+    for k in range(m.MetadataLength()):
+        if m.Metadata(k).Name()==TFLITE_META.encode(): return json.loads(m.Buffers(m.Metadata(k).Buffer()).DataAsNumpy().tobytes())
+    return {}
+
+# %% ../nbs/12b_export.ipynb #3b0f9339
+def to_tflite(
+    learn:Learner,            # the trained learner
+    fn:str|Path,              # the .tflite file to write
+    int8:str|Path|None=None,  # also write an int8-weight model here (dynamic range: float input and output, fed like `fn`)
+    cal:dict|None=None,       # calibration, recorded in the metadata
+    python:str|None=None,     # the converter's Python; default `tflite_python()`
+)->list:                      # the files written
+    "Convert `learn`'s network to TFLite with litert-torch, in its own Python: input `image` (1, size, size, 3), output logits; classes and preprocessing inside."
+    need_extra('tflite'); py = python or tflite_python()
+    fn, pre = Path(fn), preprocessing(learn); s = pre['size']
+    meta = dict(classes=list(map(str, learn.dls.vocab)), input=dict(name='image', **{**pre, 'layout':'NHWC'}), output=dict(name='logits', activation='softmax'),
+                temperature=(cal or {}).get('temperature', 1.), threshold=(cal or {}).get('threshold', 0.), producer='birdlab')
+    net = _NHWC(copy.deepcopy(learn.model).eval().cpu().float().to(memory_format=torch.contiguous_format)).eval()
+    with tempfile.TemporaryDirectory(dir=fn.parent) as d, warnings.catch_warnings():
+        warnings.simplefilter('ignore'); d = Path(d); outs = [d/'fp32.tflite', *([d/'int8.tflite'] if int8 else [])]
+        torch.export.save(torch.export.export(net, (), {'image': torch.zeros(1, s, s, 3)}), d/'model.pt2')
+        r = subprocess.run([py, '-c', _TFLITE_SCRIPT, str(d/'model.pt2'), str(s), *map(str, outs)], capture_output=True, text=True)
+        if r.returncode or not all(o.is_file() for o in outs): raise RuntimeError(f"The TFLite converter ({py}) failed:\n{r.stderr[-3000:]}")
+        return [stamp_tflite(o, meta, dest) for o, dest in zip(outs, [fn, int8])]
+
+# %% ../nbs/12b_export.ipynb #52f3781e
+def tflite_probs(fn:str|Path, x:np.ndarray)->np.ndarray:
+    "Softmax probabilities of the .tflite model `fn` in LiteRT's interpreter, on images `x` (n, 3, s, s), one at a time."
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(str(fn)); it.allocate_tensors()
+    i, o = it.get_input_details()[0]['index'], it.get_output_details()[0]['index']
+    def one(xi): it.set_tensor(i, np.ascontiguousarray(xi.transpose(1, 2, 0)[None], dtype=np.float32)); it.invoke(); return it.get_tensor(o)
+    return softmax(np.concatenate([one(xi) for xi in x]))
+
+# %% ../nbs/12b_export.ipynb #312ce698
+def tflite_checks(
+    fn:str|Path,  # a .tflite file written by `to_tflite`
+    vocab:list,   # the class names it must hold, in order
+    size:int,     # the input's side
+)->dict:          # what was checked, each True
+    "Check a .tflite file's input (float `image`, NHWC), output (float, one per class) and the classes in its metadata; a ValueError says what is wrong."
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(str(fn)); (i,), (o,) = it.get_input_details(), it.get_output_details()
+    checks = dict(input=i['name'].endswith('image') and list(i['shape'])==[1, size, size, 3] and i['dtype']==np.float32,
+                  output=list(o['shape'])==[1, len(vocab)] and o['dtype']==np.float32,
+                  metadata_classes=tflite_metadata(fn).get('classes')==list(map(str, vocab)))
+    if bad := [k for k,v in checks.items() if not v]: raise ValueError(f"The TFLite file {str(fn)!r} fails its checks: {', '.join(bad)}.")
+    return checks
+
 # %% ../nbs/12b_export.ipynb #7e61b039
 def digest(
     fn:str|Path, # an exported file, or a folder export (an .mlpackage)
@@ -273,7 +400,7 @@ def model_card(
                 metrics=metrics or {}, versions={**versions(), 'onnx':onnx.__version__, 'onnxruntime':ort.__version__},
                 created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), **extra)
 
-# %% ../nbs/12b_export.ipynb #18210075
+# %% ../nbs/12b_export.ipynb #cd0d9ddc
 def _accuracy(p, y, cal):
     q = scale_probs(torch.from_numpy(p), cal['temperature']) if cal else torch.from_numpy(p)
     known = is_known(q, cal['threshold']) if cal else torch.ones(len(q), dtype=torch.bool)
@@ -281,75 +408,122 @@ def _accuracy(p, y, cal):
     return dict(test_accuracy=round(float(ok.mean()), 4), test_coverage=round(float(known.float().mean()), 4),
                 test_selective_accuracy=round(float(ok[known.numpy()].mean()), 4) if known.any() else None, n_test=int(len(y)))
 
-EXPORT_FORMATS = ('onnx', 'ort', 'executorch', 'coreml')
+# %% ../nbs/12b_export.ipynb #6b128f38
+@dataclass
+class _Job:
+    "One `export_run`: the learner, the photos and PyTorch's answers, where files go, and the report being written."
+    learn:Learner; out:Path; xt:np.ndarray; yt:np.ndarray; xv:np.ndarray; ref:np.ndarray; cal:dict|None
+    src:dict; rep:dict; res:dict; int8:bool; int8_max_drop:float; opset:int
 
+    def check(self, key:str, f:Path, p:np.ndarray, **extra)->dict:
+        "Record the figures of `f` (the report's entry `key`) from its probabilities `p` on the test photos."
+        self.rep[key] = dict(file=f.name, **_accuracy(p, self.yt, self.cal), **parity(self.ref, p), **extra); return self.rep[key]
+
+    def card(self, key:str, f:Path, card:Path|None=None, res:str|None=None, **extra)->Path:
+        "Write the model card of `f` (default `f`.json) with the figures of `key`, and list `f` in the results (as `res`, default `key`)."
+        self.res[res or key] = f
+        return save_json(card or f.with_name(f.name+'.json'), model_card(f, self.learn, self.cal, metrics=self.rep[key], **self.src, **extra))
+
+    def refused(self, key:str, f:Path)->bool:
+        "Remove the int8 file `f`, with the figures in the report and a warning, if its accuracy fell more than `int8_max_drop` below PyTorch's."
+        r = self.rep[key]
+        if (drop := self.rep['pytorch']['test_accuracy']-r['test_accuracy']) <= self.int8_max_drop: return False
+        f.unlink()
+        r['refused'] = (f"int8 test accuracy {r['test_accuracy']:.1%} against {self.rep['pytorch']['test_accuracy']:.1%} for PyTorch "
+                        f"({drop:.1%} lower, more than int8_max_drop={self.int8_max_drop:.1%}); top-1 agreement {r['top1_agreement']:.1%}")
+        warnings.warn(f"{f.name} was not written: {r['refused']}. Use the fp32 file, or calibrate on more validation photos."); return True
+
+# %% ../nbs/12b_export.ipynb #a4160583
+def _export_onnx(job:_Job):
+    "ONNX fp32, then the int8 model calibrated on the validation photos (refused if it breaks)."
+    fp32 = to_onnx(job.learn, job.out/'model.onnx', job.opset)
+    job.check('onnx_fp32', fp32, onnx_probs(ort_session(fp32), job.xt)); job.card('onnx_fp32', fp32, job.out/'model.json', 'onnx', opset=job.opset)
+    if not job.int8: return
+    q8 = stamp_metadata(quantize_int8(fp32, job.out/'model_int8.onnx', job.xv), onnx_metadata(fp32))
+    job.check('onnx_int8', q8, onnx_probs(ort_session(q8), job.xt), n_calibration=int(len(job.xv)))
+    if not job.refused('onnx_int8', q8): job.card('onnx_int8', q8, job.out/'model_int8.json', opset=job.opset, quantization='int8 static QDQ, per-channel')
+
+# %% ../nbs/12b_export.ipynb #17214b39
+def _export_ort(job:_Job):
+    "The same checks on each .ort file (made from each .onnx one), with its own card."
+    for kind, src in (('fp32', 'onnx'), ('int8', 'onnx_int8')):
+        if src not in job.res: continue
+        f = to_ort(job.res[src]); job.check(f'ort_{kind}', f, onnx_probs(ort_session(f), job.xt))
+        job.card(f'ort_{kind}', f, opset=job.opset, **({'quantization':'int8 static QDQ, per-channel'} if kind=='int8' else {}))
+
+# %% ../nbs/12b_export.ipynb #5f0f9675
+def _export_executorch(job:_Job):
+    "Run by ExecuTorch's own runtime on the test photos."
+    f = to_executorch(job.learn, job.out/'model.pte')
+    job.check('executorch_fp32', f, executorch_probs(f, job.xt)); job.card('executorch_fp32', f, backend='XNNPACK')
+
+# %% ../nbs/12b_export.ipynb #00a9c1bd
+def _export_tflite(job:_Job):
+    "Run by LiteRT's interpreter on the test photos; the int8-weight file is refused like ONNX's if it breaks."
+    size, vocab = preprocessing(job.learn)['size'], list(job.learn.dls.vocab)
+    fs = to_tflite(job.learn, job.out/'model.tflite', job.out/'model_int8.tflite' if job.int8 else None, job.cal)
+    for kind, f in zip(('fp32', 'int8'), fs):
+        job.check(f'tflite_{kind}', f, tflite_probs(f, job.xt), **tflite_checks(f, vocab, size))
+        if kind=='int8' and job.refused('tflite_int8', f): continue
+        card = job.card(f'tflite_{kind}', f, **({'quantization':'int8 weights, dynamic range (float input and output)'} if kind=='int8' else {}))
+        c = json.loads(card.read_text()); c['input']['layout'] = 'NHWC'; save_json(card, c)
+
+# %% ../nbs/12b_export.ipynb #6de7c4cd
+def _export_coreml(job:_Job):
+    "No Core ML runtime off Apple systems: the network that goes into the converter is checked on the photos, the package by its structure."
+    learn, cal, pre = job.learn, job.cal, preprocessing(job.learn)
+    f = to_coreml(learn, job.out/'model.mlpackage', cal)
+    m, s = (np.array(pre[k], dtype=np.float32).reshape(1, 3, 1, 1) for k in ('mean', 'std'))
+    with torch.no_grad(): pc = _Calibrated(learn.model.cpu().float(), pre['mean'], pre['std'], (cal or {}).get('temperature', 1.)).eval()(torch.from_numpy(job.xt*s+m)).numpy()
+    want = scale_probs(torch.from_numpy(job.ref), cal['temperature']).numpy() if cal else job.ref
+    job.rep['coreml'] = dict(file=f.name, **coreml_checks(f, list(learn.dls.vocab), pre['size']), converted_max_abs_diff=float(np.abs(pc-want).max()), precision='float16',
+                             runtime='Core ML runs on Apple systems only: the package was checked for its structure, and the calibrated network it was converted from on the test photos')
+    card = job.card('coreml', f); c = json.loads(card.read_text())
+    c['input'] = dict(name='image', kind='RGB image', **{k: c['input'][k] for k in ('size', 'resize', 'presize')})
+    c['output'] = dict(name='classLabel_probs', activation='softmax of logits / temperature (calibrated)', label='classLabel')
+    save_json(card, c)
+
+# %% ../nbs/12b_export.ipynb #fefc86f4
+EXPORTERS = dict(onnx=_export_onnx, ort=_export_ort, executorch=_export_executorch, coreml=_export_coreml, tflite=_export_tflite)
+EXPORT_FORMATS = tuple(EXPORTERS)
+
+# %% ../nbs/12b_export.ipynb #17f007bf
 def export_run(
     run:str|Path,            # a run folder (model.pth, config.json, manifest.csv, calibration.json)
     out:str|Path|None=None,  # new folder for the exported files; default RUN/export
-    int8:bool=True,          # also write the int8 model
-    to:str|list='onnx',      # formats: 'onnx', 'ort' (ONNX Runtime Mobile), 'executorch', 'coreml'; comma-separated or a list
+    int8:bool=True,          # also write the int8 models
+    to:str|list='onnx',      # formats (`EXPORT_FORMATS`): onnx, ort (ONNX Runtime Mobile), executorch, coreml, tflite; comma-separated or a list
     opset:int=ONNX_OPSET,    # ONNX operator set
     trust_pickle:bool=False, # load the run's `model.pkl` (runs code from the file: only for runs you made)
-    int8_max_drop:float=0.05,# refuse the int8 model if its test accuracy is lower than PyTorch's by more than this
+    int8_max_drop:float=0.05,# refuse an int8 model if its test accuracy is lower than PyTorch's by more than this
 )->dict:                     # paths and the comparison figures
-    "Export a run to ONNX and int8 (and, as `to` asks, ONNX Runtime Mobile, ExecuTorch, Core ML), check each file against PyTorch on the test photos, and write their model cards."
+    "Export a run to ONNX and int8 (and, as `to` asks, ONNX Runtime Mobile, ExecuTorch, Core ML, TFLite), check each file against PyTorch on the test photos, and write their model cards."
     run = Path(run)
     to = [t.strip() for t in (to.split(',') if isinstance(to, str) else to) if t.strip()]
     if bad := [t for t in to if t not in EXPORT_FORMATS]: raise ValueError(f"Cannot export to {', '.join(bad)}: choose from {', '.join(EXPORT_FORMATS)}.")
     for t in to:
         if t in EXTRAS: need_extra(t)   # before any work
+    if 'tflite' in to: tflite_python()
     learn,man,cal = load_run(run, cpu=True, trust_pickle=trust_pickle)
     if man is None or not (man.split=='test').any(): raise ValueError(f"{str(run)!r} has no test rows in manifest.csv to check the export on.")
     out = new_run_dir(Path(run)/'export' if out is None else out)
     xt,yt = batches(learn, man[man.split=='test'])
+    xv = batches(learn, man[man.split=='valid'])[0] if int8 and (man.split=='valid').any() else np.zeros((0,))
     ref = torch_probs(learn, xt)
-    fp32 = to_onnx(learn, out/'model.onnx', opset)
-    p32 = onnx_probs(ort_session(fp32), xt)
-    cfg = Run(run).read_json('config', {})
-    src = dict(arch=cfg.get('arch'), run=str(run.resolve()))
-    rep = dict(run=str(run), n_test=int(len(yt)), pytorch=_accuracy(ref, yt, cal), onnx_fp32=dict(**_accuracy(p32, yt, cal), **parity(ref, p32)))
-    save_json(out/'model.json', model_card(fp32, learn, cal, metrics=rep['onnx_fp32'], opset=opset, **src))
-    res = dict(out=out, onnx=fp32, card=out/'model.json', report=rep)
-    if int8:
-        xv,_ = batches(learn, man[man.split=='valid']) if (man.split=='valid').any() else (np.zeros((0,)), None)
-        q8 = stamp_metadata(quantize_int8(fp32, out/'model_int8.onnx', xv), onnx_metadata(fp32))
-        p8 = onnx_probs(ort_session(q8), xt)
-        rep['onnx_int8'] = dict(**_accuracy(p8, yt, cal), **parity(ref, p8), n_calibration=int(len(xv)))
-        if (drop := rep['pytorch']['test_accuracy']-rep['onnx_int8']['test_accuracy']) > int8_max_drop:   # a broken int8 model is not shipped
-            q8.unlink()
-            rep['onnx_int8']['refused'] = (f"int8 test accuracy {rep['onnx_int8']['test_accuracy']:.1%} against {rep['pytorch']['test_accuracy']:.1%} "
-                f"for PyTorch ({drop:.1%} lower, more than int8_max_drop={int8_max_drop:.1%}); top-1 agreement {rep['onnx_int8']['top1_agreement']:.1%}")
-            warnings.warn(f"model_int8.onnx was not written: {rep['onnx_int8']['refused']}. Use model.onnx, or calibrate on more validation photos.")
-        else:
-            save_json(out/'model_int8.json', model_card(q8, learn, cal, metrics=rep['onnx_int8'], opset=opset, quantization='int8 static QDQ, per-channel', **src))
-            res.update(onnx_int8=q8, card_int8=out/'model_int8.json')
-    if 'ort' in to:   # the same checks on each .ort file, with its own card
-        for kind in [k for k in ('fp32', 'int8') if ('onnx' if k=='fp32' else 'onnx_int8') in res]:
-            f = to_ort(res['onnx' if kind=='fp32' else 'onnx_int8'])
-            p = onnx_probs(ort_session(f), xt)
-            rep[f'ort_{kind}'] = dict(**_accuracy(p, yt, cal), **parity(ref, p))
-            save_json(f.with_name(f.name+'.json'), model_card(f, learn, cal, metrics=rep[f'ort_{kind}'], opset=opset, **src,
-                                                         **({'quantization':'int8 static QDQ, per-channel'} if kind=='int8' else {})))
-            res[f'ort_{kind}'] = f
-    if 'executorch' in to:   # run by ExecuTorch's own runtime on the test photos
-        f = to_executorch(learn, out/'model.pte')
-        pe = executorch_probs(f, xt)
-        rep['executorch_fp32'] = dict(**_accuracy(pe, yt, cal), **parity(ref, pe))
-        save_json(out/'model.pte.json', model_card(f, learn, cal, metrics=rep['executorch_fp32'], backend='XNNPACK', **src))
-        res['executorch_fp32'] = f
-    if 'coreml' in to:       # no Core ML runtime off Apple systems: what goes into the converter is checked on the photos, the package by its structure
-        f = to_coreml(learn, out/'model.mlpackage', cal)
-        pre = preprocessing(learn)
-        m, s = (np.array(pre[k], dtype=np.float32).reshape(1, 3, 1, 1) for k in ('mean', 'std'))
-        with torch.no_grad(): pc = _Calibrated(learn.model.cpu().float(), pre['mean'], pre['std'], (cal or {}).get('temperature', 1.)).eval()(torch.from_numpy(xt*s+m)).numpy()
-        want = scale_probs(torch.from_numpy(ref), cal['temperature']).numpy() if cal else ref
-        rep['coreml'] = dict(**coreml_checks(f, list(learn.dls.vocab), pre['size']), converted_max_abs_diff=float(np.abs(pc-want).max()), precision='float16',
-                             runtime='Core ML runs on Apple systems only: the package was checked for its structure, and the calibrated network it was converted from on the test photos')
-        card = model_card(f, learn, cal, metrics=rep['coreml'], **src)
-        card['input'] = dict(name='image', kind='RGB image', size=card['input']['size'], resize=card['input']['resize'], presize=card['input']['presize'])
-        card['output'] = dict(name='classLabel_probs', activation='softmax of logits / temperature (calibrated)', label='classLabel')
-        save_json(out/'model.mlpackage.json', card)
-        res['coreml'] = f
-    rep['mb'] = {f.name: round(nbytes(f)/2**20, 2) for f in [Run(run).weights, *[v for k,v in res.items() if k in ('onnx','onnx_int8','ort_fp32','ort_int8','executorch_fp32','coreml')]] if f.exists()}
+    rep = dict(run=str(run), n_test=int(len(yt)), pytorch=_accuracy(ref, yt, cal))
+    job = _Job(learn, out, xt, yt, xv, ref, cal, dict(arch=Run(run).read_json('config', {}).get('arch'), run=str(run.resolve())),
+               rep, dict(out=out, report=rep), int8, int8_max_drop, opset)
+    for t in EXPORT_FORMATS:
+        if t=='onnx' or t in to: EXPORTERS[t](job)
+    job.res.update(card=out/'model.json', **({'card_int8': out/'model_int8.json'} if 'onnx_int8' in job.res else {}))
+    rep['mb'] = {f.name: round(nbytes(f)/2**20, 2) for f in [Run(run).weights, *(v for k,v in job.res.items() if k not in ('out', 'report', 'card', 'card_int8'))] if f.exists()}
     save_json(out/'export.json', rep)
-    return res
+    return job.res
+
+# %% ../nbs/12b_export.ipynb #772cdd48
+def export_rows(
+    rep:dict, # the report of `export_run` (its export.json)
+)->list:      # (entry, file name), in the order they were made
+    "The files of an export report that were run on the test photos, refused int8 files included (their entry says `refused`)."
+    old = dict(onnx_fp32='model.onnx', onnx_int8='model_int8.onnx', ort_fp32='model.ort', ort_int8='model_int8.ort', executorch_fp32='model.pte')  # reports before 'file'
+    return [(k, r.get('file') or old[k]) for k,r in rep.items() if isinstance(r, dict) and 'max_abs_diff' in r and (r.get('file') or k in old)]

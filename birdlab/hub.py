@@ -15,14 +15,14 @@ from .core import save_json, atomic_write, Run
 from .learner import versions
 from .interpret import load_run
 from .evaluate import get_preds, classification_metrics
-from .export import preprocessing, digest
+from .export import preprocessing, digest, export_rows
 
 # %% auto #0
 __all__ = ['EXPORT_GLOBS', 'HUB_FILES', 'timm_data_config', 'timm_agreement', 'hub_card', 'save_for_hub', 'push',
            'check_hub_folder', 'pull']
 
 # %% ../nbs/12c_hub.ipynb #7ca88712
-EXPORT_GLOBS = ('*.onnx', '*.ort', '*.pte', '*.mlpackage', '*.json', '*.config')   # what `birdlab export` writes
+EXPORT_GLOBS = ('*.onnx', '*.ort', '*.pte', '*.tflite', '*.mlpackage', '*.json', '*.config')   # what `birdlab export` writes
 HUB_FILES = ['README.md', 'config.json', 'model.safetensors', *(f'export/{g}' for g in EXPORT_GLOBS), 'export/*.mlpackage/*']
 
 # %% ../nbs/12c_hub.ipynb #2af9742e
@@ -86,13 +86,13 @@ def _md(s)->str:
 def _pct(v)->str: return '' if v is None or v!=v else f'{v:.1%}'
 
 def _card_exports(rep:dict)->str:
-    rows = [(k, f) for k,f in (('onnx_fp32','model.onnx'), ('onnx_int8','model_int8.onnx'), ('ort_fp32','model.ort'), ('ort_int8','model_int8.ort'), ('executorch_fp32','model.pte')) if k in rep and 'refused' not in rep[k]]
+    rows = [(k, f) for k,f in export_rows(rep) if 'refused' not in rep[k]]
     if not rows: return 'No exports were uploaded with this model: `birdlab export RUN` makes them.\n'
     t = '| file | MB | test accuracy | max \\|Δp\\| vs PyTorch | top-1 agreement |\n|---|---|---|---|---|\n'
     t += ''.join(f"| `export/{f}` | {rep.get('mb', {}).get(f, float('nan')):.2f} | {_pct(rep[k]['test_accuracy'])} | {rep[k]['max_abs_diff']:.1e} | {_pct(rep[k]['top1_agreement'])} |\n" for k,f in rows)
     if 'coreml' in rep: t += (f"| `export/model.mlpackage` (Core ML) | {rep.get('mb', {}).get('model.mlpackage', float('nan')):.2f} | | "
                               f"{rep['coreml']['converted_max_abs_diff']:.1e} (calibrated network before conversion) | structure checked |\n")
-    t += ''.join(f"\n{k} was not exported: {_md(rep[k]['refused'])}.\n" for k in ('onnx_int8', 'ort_int8') if 'refused' in rep.get(k, {}))
+    t += ''.join(f"\n{k} was not exported: {_md(rep[k]['refused'])}.\n" for k,_ in export_rows(rep) if 'refused' in rep[k])
     return t + f"\nEach file was checked against the PyTorch model on the {rep.get('n_test', '?')} test photos when it was exported. Each `.json` card beside it names its file's sha256, classes and preprocessing.\n"
 
 # %% ../nbs/12c_hub.ipynb #d0dea624

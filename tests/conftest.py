@@ -21,7 +21,7 @@ def exported(demo_run, tmp_path_factory):
     out, r = demo_run
     assert r.returncode == 0, r.stderr[-3000:]
     exp = tmp_path_factory.mktemp('export')/'exp'
-    r = run('birdlab', 'export', out, '--out', exp, '--to', 'onnx,ort,executorch,coreml')
+    r = run('birdlab', 'export', out, '--out', exp, '--to', 'onnx,ort,executorch,coreml,tflite')
     assert r.returncode == 0, r.stderr[-3000:]
     return exp, r
 

@@ -92,6 +92,29 @@ def test_export_to_mobile_formats(exported):
     rep = json.loads((exp/'export.json').read_text())
     assert rep['executorch_fp32']['max_abs_diff'] < 1e-4 and rep['coreml']['class_labels'] is True, rep
 
+def test_tflite_file_answers_like_the_onnx_service(exported, demo_run):
+    "The .tflite files, fed as an Android app would (the photo preprocessed from the metadata inside the file, channels last), give the ONNX service's answers."
+    import json, numpy as np, pandas as pd
+    from ai_edge_litert.interpreter import Interpreter
+    from birdlab.export import tflite_metadata
+    from birdlab.inference import Predictor, load_image, preprocess, sha256, softmax
+    exp, r = exported; out, _ = demo_run
+    assert {'tflite_fp32', 'tflite_int8'} <= {l.split()[0] for l in r.stdout.splitlines() if l.strip()}, r.stdout
+    man = pd.read_csv(out/'manifest.csv'); photos = list(man[man.split=='test'].path[:8])
+    onnx = Predictor(exp/'model.onnx').probs(photos)
+    for f in ('model.tflite', 'model_int8.tflite'):
+        assert json.loads((exp/f'{f}.json').read_text())['sha256'] == sha256(exp/f), f
+        meta = tflite_metadata(exp/f)                      # everything an app needs is in the file
+        assert meta['input']['layout'] == 'NHWC' and meta['classes'] == json.loads((exp/'model.json').read_text())['classes']
+        it = Interpreter(str(exp/f)); it.allocate_tensors()
+        i, o = it.get_input_details()[0]['index'], it.get_output_details()[0]['index']
+        def probs(p):
+            it.set_tensor(i, preprocess(load_image(p), meta['input']).transpose(1, 2, 0)[None].copy()); it.invoke()
+            return softmax(it.get_tensor(o).astype(np.float64)/meta['temperature'])[0]
+        p = np.stack([probs(x) for x in photos])
+        if f == 'model.tflite': assert np.abs(p - onnx).max() < 1e-4, np.abs(p - onnx).max()
+        assert (p.argmax(1) == onnx.argmax(1)).mean() >= 0.75, (f, p.argmax(1), onnx.argmax(1))
+
 def test_export_names_the_missing_extra(demo_run, tmp_path):
     "A phone format whose converter is not installed stops before any work, naming the pip extra."
     out, _ = demo_run

@@ -42,12 +42,13 @@ def test_push_uploads_timm_format_and_no_pickle(pushed, exported, fakehub):
     exp, _ = exported
     assert {'README.md', 'config.json', 'model.safetensors', 'export/model.onnx', 'export/model.json', 'export/model_int8.onnx',
             'export/model.ort', 'export/model_int8.ort', 'export/export.json', 'export/model.pte', 'export/model.pte.json',
-            'export/model.mlpackage.json', 'export/model.mlpackage/Manifest.json'} <= set(files)
+            'export/model.mlpackage.json', 'export/model.mlpackage/Manifest.json', 'export/model.tflite', 'export/model_int8.tflite',
+            'export/model.tflite.json'} <= set(files)
     assert not [f for f,b in files.items() if is_pickle(b)], [f for f,b in files.items() if is_pickle(b)]
     assert files['export/model.onnx'] == (exp/'model.onnx').read_bytes()
     card = files['README.md'].decode()
     assert card.startswith('---\nlibrary_name: timm\nlicense: cc0-1.0\n')
-    assert 'Public domain photos' in card and 'OSTRICH' in card and 'export/model_int8.ort' in card
+    assert 'Public domain photos' in card and 'OSTRICH' in card and 'export/model_int8.ort' in card and 'export/model_int8.tflite' in card
 
 def test_pull_round_trip(pushed, hub, demo_run, exported, tmp_path):
     out, _ = demo_run; exp, _ = exported
