@@ -30,21 +30,16 @@ def _recipe(
     "The training recipe that `train`, `compare` and `distill` share (their options via `delegates`), defaults filled in."
     return dict(epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, aug=aug, seed=seed)
 
-# %% ../nbs/14_cli.ipynb #3f28f9e8
+# %% ../nbs/14_cli.ipynb #1627f742
 def _train_and_report(data, out, learn=None, **kwargs)->dict|None:
-    "Train, calibrate on the validation rows, evaluate on the test rows, write everything (report.html too) to the run folder."
-    from birdlab.learner import train
-    from birdlab.core import is_main
-    from birdlab.interpret import report_run
+    "`birdlab.interpret.train_and_report`, then its figures on the terminal."
+    from birdlab.interpret import train_and_report
     t0 = time.time()
-    learn = learn or train(data, out=out, **kwargs)
-    if not is_main(): return None   # the other training processes stop here; process 0 reports
-    res = report_run(learn, learn.path, extra=dict(arch=learn.arch, device=str(learn.dls.device), train_seconds=round(learn.train_time, 1)),
-                     title=f'birdlab: {learn.arch} on {data}')
+    if (res := train_and_report(data, out, learn, **kwargs)) is None: return None   # not the first of several training processes
     m = res['metrics']
     _print_eval(res)
     print(f"\nTest accuracy {m['test_accuracy']:.1%} (top-5 {m['test_top5_accuracy']:.1%}) on {m['n_test']} images, "
-          f"{m['n_classes']} species; device {m['device']}; {time.time()-t0:.0f} s\nRun folder: {learn.path} (report.html)")
+          f"{m['n_classes']} species; device {m['device']}; {time.time()-t0:.0f} s\nRun folder: {res['out']} (report.html)")
     return m
 
 # %% ../nbs/14_cli.ipynb #d5cfd282

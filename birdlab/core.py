@@ -10,6 +10,7 @@ import os, json, time, secrets
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['IMG_EXTS', 'RUN_MARKER', 'RUN_FILES', 'default_device', 'seed_everything', 'repo_root', 'sample_path', 'atomic_write',
@@ -164,6 +165,26 @@ class Run:
         return json.loads(fn.read_text()) if fn.is_file() else default
 
 for _k,_v in RUN_FILES.items(): setattr(Run, _k, property(lambda self, v=_v: self.path/v, doc=f'`{_v}` in the run folder'))
+
+# %% ../nbs/00_core.ipynb #db205c96
+@patch(cls_method=True)
+def create(cls:Run,
+    out:str|Path|None=None, # the folder; `None` for `<parent>/<prefix>-<time stamp>`
+    prefix:str='run',       # name prefix for the default folder
+    parent:str|Path='runs', # where the default folder goes
+    reuse_claim:bool=False, # also take a folder holding only the marker (claimed by the launcher of several processes)
+)->Run:
+    "A new run in a folder created (or claimed, if empty) atomically; never one that holds files."
+    return cls(new_run_dir(out, prefix, parent, reuse_claim))
+
+# %% ../nbs/00_core.ipynb #8884a50e
+@patch
+def write_json(self:Run,
+    name:str, # a JSON file of `RUN_FILES`: 'config', 'calibration', 'metrics', 'progress'
+    obj,      # what to write
+)->Path:
+    "Write the run's JSON file `name`, atomically."
+    return save_json(getattr(self, name), obj)
 
 # %% ../nbs/00_core.ipynb #c0df8ba5
 class ImageError(ValueError):

@@ -13,7 +13,7 @@ import torch, timm
 from torch import nn
 from fastai.vision.all import Learner, ProgressCallback, rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL, DistributedTrainer
-from .core import default_device, world_size, is_main, new_run_dir
+from .core import default_device, world_size, is_main, Run
 
 # %% auto #0
 __all__ = ['init_distrib', 'rank0_first', 'sync_batchnorm', 'unsync_batchnorm', 'DataParallelTrainer', 'distributed',
@@ -155,7 +155,7 @@ def launch_train(
     check_species(read_data(data), data)   # bad data fails here, before any process starts
     bs = opts.get('bs', 32)
     check_gpus(gpus, cpu); check_split(gpus, bs, opts.get('find_lr', False))
-    out = new_run_dir(out, prefix=arch)    # one folder for all processes; fails now if it holds files
+    out = Run.create(out, prefix=arch).path    # one folder for all processes; fails now if it holds files
     print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {bs} ({bs//gpus} per process) -> {out}", flush=True)
     rc = launch(as_argv('train', data=data, arch=arch, out=out, cpu=cpu, **opts), gpus, cpu=cpu)
     if rc: raise ChildProcessError(f"training in {gpus} processes failed (exit code {rc}); the messages above say why. Run folder: {out}")

@@ -15,8 +15,7 @@ from fastcore.basics import patch
 import json
 from .core import save_json
 from .data import test_dl
-from .evaluate import Preds, check_labels, classification_metrics, calibrate, evaluate, save_evaluation
-from .interpret import load_run
+from .evaluate import Preds, check_labels, classification_metrics, calibrate, evaluate, save_evaluation, load_run
 
 # %% auto #0
 __all__ = ['family', 'accuracy_weights', 'nll_weights', 'Ensemble', 'evaluate_ensemble', 'load_ensemble']

@@ -15,13 +15,15 @@ from scipy.optimize import minimize_scalar
 from sklearn import metrics as skm
 from fastai.vision.all import Learner
 from .core import save_json, atomic_write, Run
+from .split import read_data
 from .data import test_dl
+from .learner import learner_from_run
 
 # %% auto #0
 __all__ = ['Preds', 'check_labels', 'get_preds', 'ece', 'classification_metrics', 'per_class', 'confusion', 'most_confused',
            'top_losses', 'needs_data', 'scale_probs', 'fit_temperature', 'fit_threshold', 'is_known', 'calibrate',
            'apply_calibration', 'load_calibration', 'plot_reliability', 'plot_confusion', 'plot_curves', 'evaluate',
-           'save_evaluation']
+           'save_evaluation', 'load_run']
 
 # %% ../nbs/07_evaluate.ipynb #78e69857
 class Preds:
@@ -319,5 +321,16 @@ def save_evaluation(
     _save_fig(plot_confusion(res['confusion'], res['vocab']), out/'confusion.png')
     _save_fig(plot_reliability(*apply_calibration(p.probs, res.get('cal'))[:1], p.targs, title='Test set'), out/'reliability.png')
     if Run(out).history.exists(): _save_fig(plot_curves(Run(out).history), out/'curves.png')
-    save_json(Run(out).metrics, metrics)
+    Run(out).write_json('metrics', metrics)
     return metrics
+
+# %% ../nbs/07_evaluate.ipynb #438e02b8
+def load_run(
+    run:str|Path,      # a run folder written by `birdlab train`
+    cpu:bool|None=None,# load on the CPU; default: unless CUDA is available
+    trust_pickle:bool=False, # load `model.pkl` (runs code from the file: only for runs you made)
+)->tuple:              # (learner, manifest table, calibration dict or None)
+    "The learner, manifest and calibration of run folder `run`."
+    r = Run(run)
+    learn = learner_from_run(r.path, cpu=cpu, trust_pickle=trust_pickle)
+    return learn, read_data(r.manifest) if r.manifest.exists() else None, load_calibration(r.path)

@@ -18,15 +18,15 @@ from fastai.vision.all import Learner, Resize, RandomResizedCropGPU, Normalize
 from .core import save_json, new_run_dir, atomic_write, cache_dir, Run
 from .learner import versions
 from .evaluate import scale_probs, is_known
-from .interpret import load_run
-from .inference import sha256, ort_session, softmax
+from .evaluate import load_run
+from .inference import sha256, ort_session, softmax, digest
 
 # %% auto #0
 __all__ = ['ONNX_OPSET', 'EXTRAS', 'TFLITE_CONVERTER', 'TFLITE_META', 'EXPORTERS', 'EXPORT_FORMATS', 'preprocessing', 'to_onnx',
            'onnx_probs', 'stamp_metadata', 'onnx_metadata', 'batches', 'torch_probs', 'parity', 'quantize_int8',
            'to_ort', 'need_extra', 'to_coreml', 'coreml_checks', 'to_executorch', 'executorch_probs', 'tflite_env',
            'tflite_setup', 'tflite_python', 'stamp_tflite', 'tflite_metadata', 'to_tflite', 'tflite_probs',
-           'tflite_checks', 'digest', 'nbytes', 'model_card', 'export_run', 'export_rows']
+           'tflite_checks', 'nbytes', 'model_card', 'export_run', 'export_rows']
 
 # %% ../nbs/12b_export.ipynb #e59b625d
 def preprocessing(
@@ -368,16 +368,6 @@ def tflite_checks(
     return checks
 
 # %% ../nbs/12b_export.ipynb #7e61b039
-def digest(
-    fn:str|Path, # an exported file, or a folder export (an .mlpackage)
-)->str:          # hex sha256
-    "sha256 of an exported file, or of a folder over its files' relative paths and hashes: what a card records."
-    fn = Path(fn)
-    if not fn.is_dir(): return sha256(fn)
-    h = hashlib.sha256()
-    for f in sorted(p for p in fn.rglob('*') if p.is_file()): h.update(f'{f.relative_to(fn).as_posix()}\0{sha256(f)}\n'.encode())
-    return h.hexdigest()
-
 def nbytes(fn:str|Path)->int:
     "Size in bytes of a file, or of all the files in a folder."
     fn = Path(fn)

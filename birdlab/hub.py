@@ -13,9 +13,10 @@ import pandas as pd, torch, timm
 from timm.models import save_for_hf
 from .core import save_json, atomic_write, Run
 from .learner import versions
-from .interpret import load_run
+from .evaluate import load_run
 from .evaluate import get_preds, classification_metrics
-from .export import preprocessing, digest, export_rows
+from .export import preprocessing, export_rows
+from .inference import digest, read_card
 
 # %% auto #0
 __all__ = ['EXPORT_GLOBS', 'HUB_FILES', 'timm_data_config', 'timm_agreement', 'hub_card', 'save_for_hub', 'push',
@@ -71,10 +72,7 @@ def _run_metrics(run:Path, learn, man)->dict:
 def _export_files(export:Path)->tuple:
     "The files of export folder `export` to upload, and their checks from `export.json`; every card must match its file."
     files = sorted(f for g in EXPORT_GLOBS for f in export.glob(g))
-    for card in [f for f in files if f.suffix=='.json' and f.name!='export.json']:
-        c = json.loads(card.read_text()); model = export/c.get('file', '')
-        if not model.exists() or digest(model)!=c.get('sha256'):
-            raise ValueError(f"The card {str(card)!r} does not describe {str(model)!r} (missing, or its sha256 differs): export the run again with `birdlab export`.")
+    for card in [f for f in files if f.suffix=='.json' and f.name!='export.json']: read_card(card)
     rep = json.loads((export/'export.json').read_text()) if (export/'export.json').is_file() else {}
     return files, rep
 

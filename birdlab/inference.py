@@ -15,19 +15,21 @@ import onnxruntime as ort
 from .core import ImageError, upright_rgb, Run, RUN_FILES
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'UNKNOWN', 'ImageTooLarge', 'load_image', 'preprocess', 'sha256', 'ort_session', 'softmax', 'find_model',
-           'check_k', 'Predictor', 'resolve_model', 'predict_images']
+__all__ = ['MAX_PIXELS', 'UNKNOWN', 'ImageTooLarge', 'load_image', 'preprocess', 'sha256', 'digest', 'read_card', 'ort_session',
+           'softmax', 'find_model', 'check_k', 'Predictor', 'resolve_model', 'predict_images']
 
-# %% ../nbs/12_inference.ipynb #0650e4f0
+# %% ../nbs/12_inference.ipynb #359c2090
 MAX_PIXELS = 40_000_000  # 40 MP: larger than any phone photo, far below a decompression bomb
 
 class ImageTooLarge(ImageError):
     "The image has more pixels than allowed."
 
+# %% ../nbs/12_inference.ipynb #1cca14cf
 def _clean(e:Exception)->str:
     "`e` as `Type: message`, without object addresses (`<_io.BytesIO object at 0x...>`) that say nothing to a user."
     return f"{type(e).__name__}: {re.sub(r'<[^<>]* at 0x[0-9a-fA-F]+>', 'the upload', str(e))}"
 
+# %% ../nbs/12_inference.ipynb #9cbfbaab
 def _open(src)->Image.Image:
     "`src` (bytes, path or file object) opened lazily as a PIL image, with birdlab's errors."
     if isinstance(src, (bytes, bytearray)):
@@ -39,6 +41,7 @@ def _open(src)->Image.Image:
     except Image.UnidentifiedImageError: raise ImageError("Not an image (or a format Pillow cannot read): send a JPEG, PNG or WebP photo.") from None
     except Exception as e: raise ImageError(f"Not an image (or a format Pillow cannot read): {_clean(e)}") from None
 
+# %% ../nbs/12_inference.ipynb #a4c76abb
 def load_image(
     src,                       # bytes, a file path, a file object, or a PIL image
     max_pixels:int=MAX_PIXELS, # refuse images with more pixels than this
@@ -57,13 +60,14 @@ def load_image(
     if f >= 2 and im.mode in ('L','LA','RGB','RGBA','RGBX','I','F','CMYK'): im = im.reduce(f)   # before the RGB copy
     return upright_rgb(im)
 
-# %% ../nbs/12_inference.ipynb #105b8e4c
+# %% ../nbs/12_inference.ipynb #a21479bc
 @lru_cache(maxsize=16)
 def _taps(n:int, size:int)->tuple:
     "The two neighbouring input indices and the weight of the second, for `size` samples of `n` points at align_corners=True positions."
     pos = np.linspace(0, n-1, size); i0 = np.floor(pos).astype(np.intp); w = (pos-i0).astype(np.float32)
     return i0, np.minimum(i0+1, n-1), w
 
+# %% ../nbs/12_inference.ipynb #dc18c9a5
 def _resize_ac(a:np.ndarray, size:int)->np.ndarray:
     "Bilinear resize of (c, h, w) `a` to (c, size, size), sampling with align_corners=True (torch's grid_sample)."
     c,h,w = a.shape
@@ -72,6 +76,7 @@ def _resize_ac(a:np.ndarray, size:int)->np.ndarray:
     a = a[:,i0]*(1-wy)[:,None] + a[:,i1]*wy[:,None]   # separable: rows, then columns; two taps each, no matrix
     return a[:,:,j0]*(1-wx) + a[:,:,j1]*wx            # product, so no BLAS threads fighting the model for cores
 
+# %% ../nbs/12_inference.ipynb #5c9b0552
 def preprocess(
     img:Image.Image, # an RGB image
     spec:dict,       # the card's `input`: presize, size, mean, std
@@ -87,7 +92,7 @@ def preprocess(
     mean,std = (np.asarray(spec[k], dtype=np.float32)[:,None,None] for k in ('mean','std'))
     return ((a-mean)/std).astype(np.float32)
 
-# %% ../nbs/12_inference.ipynb #af5a300d
+# %% ../nbs/12_inference.ipynb #78d00785
 UNKNOWN = 'unknown'
 
 def sha256(fn:str|Path)->str:
@@ -97,6 +102,38 @@ def sha256(fn:str|Path)->str:
         for b in iter(lambda: f.read(1<<20), b''): h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/12_inference.ipynb #0178c616
+def digest(
+    fn:str|Path, # an exported file, or a folder export (an .mlpackage)
+)->str:          # hex sha256
+    "sha256 of an exported file, or of a folder over its files' relative paths and hashes: what a card records."
+    fn = Path(fn)
+    if not fn.is_dir(): return sha256(fn)
+    h = hashlib.sha256()
+    for f in sorted(p for p in fn.rglob('*') if p.is_file()): h.update(f'{f.relative_to(fn).as_posix()}\0{sha256(f)}\n'.encode())
+    return h.hexdigest()
+
+# %% ../nbs/12_inference.ipynb #f415468d
+def read_card(
+    card:str|Path,            # a model card (.json) written by `birdlab export`
+    model:str|Path|None=None, # the file it must describe; default the one its `file` names, beside it
+)->dict:
+    "The model card `card`, checked against its model's sha256; a ValueError says what is wrong and what to do."
+    card = Path(card); fix = 're-export the run with `birdlab export`'
+    try: c = json.loads(card.read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"Model card {str(card)!r} is not valid JSON ({e}): {fix}.") from None
+    if not isinstance(c, dict): raise ValueError(f"Model card {str(card)!r} is not a JSON object: {fix}.")
+    if model is None:
+        name = c.get('file')
+        if not isinstance(name, str) or not name or (card.parent/name).resolve().parent != card.parent.resolve():
+            raise ValueError(f"Model card {str(card)!r} names no model file beside it ({name!r}): {fix}.")
+        model = card.parent/name
+    model = Path(model)
+    if not model.exists() or (d := digest(model)) != c.get('sha256'):
+        raise ValueError(f"Model card {str(card)!r} does not describe {str(model)!r} " + (f"(sha256 {d[:12]}...)" if model.exists() else "(missing)") + f": {fix}.")
+    return c
+
+# %% ../nbs/12_inference.ipynb #90a102b2
 def ort_session(
     fn:str|Path,    # an .onnx file
     threads:int=0,  # intra-op threads; 0: onnxruntime's default (all cores)
@@ -105,10 +142,12 @@ def ort_session(
     so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.log_severity_level = 3
     return ort.InferenceSession(str(fn), so, providers=['CPUExecutionProvider'])
 
+# %% ../nbs/12_inference.ipynb #3012c64d
 def softmax(x:np.ndarray)->np.ndarray:
     "Softmax over the last axis, computed stably."
     e = np.exp(x - x.max(-1, keepdims=True)); return e/e.sum(-1, keepdims=True)
 
+# %% ../nbs/12_inference.ipynb #faf2d635
 def find_model(
     path:str|Path, # an .onnx file, or an export folder
 )->Path:
@@ -118,7 +157,7 @@ def find_model(
     if not p.is_file(): raise FileNotFoundError(f"No ONNX model at {str(path)!r}: pass an .onnx file or the folder `birdlab export` wrote.")
     return p
 
-
+# %% ../nbs/12_inference.ipynb #a3938114
 def check_k(
     k,     # how many species to list
     n:int, # how many the model knows
@@ -128,6 +167,7 @@ def check_k(
         raise ValueError(f"k={k!r}: ask for 1 or more species (a whole number).")
     return min(int(k), n)
 
+# %% ../nbs/12_inference.ipynb #023694d4
 def _card_problem(card, n_out)->str|None:
     "What is wrong with model card `card` for a model with `n_out` outputs, or None."
     if not isinstance(card, dict): return 'it is not a JSON object'
@@ -147,6 +187,7 @@ def _card_problem(card, n_out)->str|None:
     if not isinstance(th, (int, float)) or not 0 <= th <= 1: return f"threshold {th!r} must be a number from 0 to 1"
     return None
 
+# %% ../nbs/12_inference.ipynb #05bc100d
 class Predictor:
     "Species predictions from an exported ONNX model and its card, on the CPU with onnxruntime."
     def __init__(self,
@@ -158,11 +199,7 @@ class Predictor:
         self.path = find_model(path)
         cfn = self.path.with_suffix('.json')
         if not cfn.is_file(): raise FileNotFoundError(f"No model card {str(cfn)!r} beside {str(self.path)!r}: export with `birdlab export`, which writes both.")
-        try: self.card = json.loads(cfn.read_text())
-        except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"Model card {str(cfn)!r} is not valid JSON ({e}): re-export the run with `birdlab export`.") from None
-        sha = sha256(self.path)
-        if not isinstance(self.card, dict) or sha != self.card.get('sha256'): raise ValueError(
-            f"Model card {str(cfn)!r} does not describe {str(self.path)!r} (sha256 {sha[:12]}...): re-export the run with `birdlab export`.")
+        self.card = read_card(cfn, self.path); sha = self.card['sha256']
         try: self.sess = ort_session(self.path, threads)
         except Exception as e: raise ValueError(f"ONNX Runtime cannot load {str(self.path)!r} ({_clean(e)[:300]}): re-export the run.") from None
         problem = _card_problem(self.card, self.sess.get_outputs()[0].shape[-1])

@@ -15,15 +15,16 @@ from fastai.vision.all import Learner
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.image import show_cam_on_image
-from .core import atomic_write, save_json, default_device, new_run_dir, Run
+from fastcore.meta import delegates
+from .core import atomic_write, save_json, default_device, new_run_dir, is_main, Run
+from .learner import train
 from .split import read_data
-from .learner import learner_from_run
-from .evaluate import (Preds, get_preds, check_labels, calibrate, evaluate, save_evaluation, apply_calibration, load_calibration,
+from .evaluate import (Preds, get_preds, check_labels, calibrate, evaluate, save_evaluation, apply_calibration, load_calibration, load_run,
                               plot_reliability, plot_confusion, plot_curves)
 
 # %% auto #0
-__all__ = ['cam_layer', 'grad_cam', 'overlay', 'audit_flags', 'error_grid', 'confused_examples', 'report_html', 'load_run',
-           'report_run', 'evaluate_run']
+__all__ = ['cam_layer', 'grad_cam', 'overlay', 'audit_flags', 'error_grid', 'confused_examples', 'report_html', 'report_run',
+           'train_and_report', 'evaluate_run']
 
 # %% ../nbs/08_interpret.ipynb #fad57569
 def cam_layer(
@@ -178,25 +179,7 @@ def report_html(
     if fn is not None: atomic_write(fn, page)
     return page
 
-# %% ../nbs/08_interpret.ipynb #765f1bce
-def load_run(
-    run:str|Path,      # a run folder written by `birdlab train`
-    cpu:bool|None=None,# load on the CPU; default: unless CUDA is available
-    trust_pickle:bool=False, # load `model.pkl` (runs code from the file: only for runs you made)
-)->tuple:              # (learner, manifest table, calibration dict or None)
-    "The learner, manifest and calibration of run folder `run`."
-    run = Path(run)
-    learn = Run(run).learner(cpu=cpu, trust_pickle=trust_pickle)
-    man = read_data(Run(run).manifest) if Run(run).manifest.exists() else None
-    return learn, man, load_calibration(run)
-
-def _test_rows(test, man)->pd.DataFrame:
-    if test is None:
-        if man is None or not (man.split=='test').any(): raise ValueError("The run has no test rows in manifest.csv: pass --test DATA (a folder per species or a CSV).")
-        return man[man.split=='test'].reset_index(drop=True)
-    df = read_data(test)
-    return (df[df.split=='test'] if (df.split=='test').any() else df).reset_index(drop=True)
-
+# %% ../nbs/08_interpret.ipynb #4735fd89
 def report_run(
     learn:Learner,           # a trained learner
     out:str|Path,            # folder for metrics, tables, plots and report.html
@@ -213,13 +196,38 @@ def report_run(
     out = Path(out)
     if cal is None:
         cal = calibrate(get_preds(learn, valid) if valid is not None else learn, precision=precision)
-        save_json(Run(out).calibration, cal)
+        Run(out).write_json('calibration', cal)
     res = evaluate(learn, df, cal=cal, tta=tta)
     res['metrics'] = save_evaluation(res, out, extra=extra)
     hist = Run(out).history if Run(out).history.exists() else Run(learn.path).history
     report_html(res, learn, Run(out).report, findings=findings, history=hist, title=title or f'birdlab evaluation: {out}')
     return res
 
+# %% ../nbs/08_interpret.ipynb #9ccf08a1
+@delegates(train)
+def train_and_report(
+    data,                    # what `train` takes: a folder per species, a split tree or a CSV
+    out:str|Path|None=None,  # the run folder (new or empty)
+    learn:Learner|None=None, # an already trained learner (a resumed run): only report on it
+    **kwargs,
+)->dict|None:                # the `evaluate` result; None in the training processes other than the first
+    "Train on `data`, calibrate on the validation rows, evaluate on the test rows, and write everything (report.html too) to the run folder `res['out']`."
+    learn = learn or train(data, out=out, **kwargs)
+    if not is_main(): return None
+    res = report_run(learn, learn.path, extra=dict(arch=learn.arch, device=str(learn.dls.device), train_seconds=round(learn.train_time, 1)),
+                     title=f'birdlab: {learn.arch} on {data}')
+    res['out'] = learn.path
+    return res
+
+# %% ../nbs/08_interpret.ipynb #bb1bad0a
+def _test_rows(test, man)->pd.DataFrame:
+    if test is None:
+        if man is None or not (man.split=='test').any(): raise ValueError("The run has no test rows in manifest.csv: pass --test DATA (a folder per species or a CSV).")
+        return man[man.split=='test'].reset_index(drop=True)
+    df = read_data(test)
+    return (df[df.split=='test'] if (df.split=='test').any() else df).reset_index(drop=True)
+
+# %% ../nbs/08_interpret.ipynb #b304eea1
 def evaluate_run(
     run:str|Path,          # a run folder (model.pth, config.json, manifest.csv)
     test=None,             # labelled test data (folder, split tree or CSV); default the run's test rows
@@ -236,7 +244,7 @@ def evaluate_run(
     if cal is None:
         if man is None or not (man.split=='valid').any(): raise ValueError(f"{str(run)!r} has no calibration.json and no validation rows in manifest.csv to fit one on.")
         cal = calibrate(get_preds(learn, man[man.split=='valid']), precision=precision)
-        save_json(Run(run).calibration, cal)
+        Run(run).write_json('calibration', cal)
     out = new_run_dir(out, prefix='eval', parent=run)
     t0 = time.time()
     res = report_run(learn, out, df, cal=cal, findings=findings, title=f'birdlab evaluation: {Path(run).name}' + (' (TTA)' if tta else ''), tta=tta,

@@ -181,7 +181,7 @@ class Checkpoint(Callback):
         if not is_main() or hasattr(self.learn, 'lr_finder'): return
         _save_atomic(self.learn, 'last', with_opt=True)
         tr = _trackers(self.learn)
-        save_json(Run(self.path).progress, dict(phase=getattr(self.learn, 'phase', 'unfrozen'), epoch=epoch, n_epoch=self.n_epoch,
+        Run(self.path).write_json('progress', dict(phase=getattr(self.learn, 'phase', 'unfrozen'), epoch=epoch, n_epoch=self.n_epoch,
                   best=float(tr[0].best) if tr else None, lr_scale=next((c.scale for c in tr if hasattr(c, 'scale')), 1.)))
     def after_epoch(self): self._save(getattr(self.learn, 'epoch0', 0) + self.epoch + 1)
     def after_fit(self): self._save(getattr(self.learn, 'epoch0', 0) + self.n_epoch)   # phase over (early stopping too): its best weights are loaded
@@ -262,7 +262,7 @@ def _fit_and_finish(learn:Learner, cfg:dict, start:dict|None=None)->Learner:
     learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, Checkpoint)))
     if not leave_distrib(): return learn   # only process 0 writes
     export_learner(learn)
-    save_json(Run(out).config, {**cfg, 'train_seconds':round(learn.train_time, 1), 'complete':True})
+    Run(out).write_json('config', {**cfg, 'train_seconds':round(learn.train_time, 1), 'complete':True})
     return learn
 
 # %% ../nbs/06_learner.ipynb #46c6d617
@@ -291,7 +291,7 @@ def train(
         f"epochs={epochs}, freeze_epochs={freeze_epochs}: give at least one epoch in all (neither negative).")
     _check_fresh(out)
     named = out is None
-    out = new_run_dir(out, prefix=arch, reuse_claim=n>1) if is_main() else Path(out)
+    out = Run.create(out, prefix=arch, reuse_claim=n>1).path if is_main() else Path(out)
     seed_everything(seed)
     device = init_distrib(cpu)
     try: dls = rank0_first(get_dls, src, size=size, bs=bs//n, aug=aug, seed=seed, device=device, loader=loader, cache=cache)
@@ -303,7 +303,7 @@ def train(
     if find_lr: lr = float(learn.lr_find(show_plot=False).valley)
     cfg = _config(src, dls, learn, device, n, kwargs, arch=arch, pretrained=pretrained, epochs=epochs, freeze_epochs=freeze_epochs,
                   size=size, lr=lr or 2e-3, find_lr=find_lr, aug=aug, seed=seed)
-    if is_main(): write_manifest(dls.table, Run(out).manifest); save_json(Run(out).config, cfg)
+    if is_main(): write_manifest(dls.table, Run(out).manifest); Run(out).write_json('config', cfg)
     return _fit_and_finish(learn, cfg)
 
 # %% ../nbs/06_learner.ipynb #3c4bd99d
