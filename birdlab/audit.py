@@ -58,7 +58,7 @@ def dup_groups(
     ids = {r:k for k,r in enumerate(sorted(r for r in sizes.index if sizes[r]>1))}
     return np.array([ids.get(r, -1) for r in roots])
 
-# %% ../nbs/03b_audit.ipynb #87a697b0
+# %% ../nbs/03b_audit.ipynb #f983274f
 _CV_ISSUES = ['dark','light','odd_aspect_ratio','low_information','blurry','odd_size']
 
 def _cleanvision(paths:list)->pd.DataFrame:
@@ -70,6 +70,7 @@ def _cleanvision(paths:list)->pd.DataFrame:
         lab.find_issues({k:{} for k in _CV_ISSUES}, n_jobs=1, verbose=False)   # in-process: its fork pool can hang a threaded parent
     return lab.issues
 
+# %% ../nbs/03b_audit.ipynb #e6200e47
 def audit(
     src,                      # folder, split tree, CSV manifest, or path/label/split table
     min_side:int=32,          # shorter side below this is `tiny`
@@ -121,17 +122,19 @@ def audit(
     cols = ['path','label','split','issue','score','group','detail']
     return pd.DataFrame(rows, columns=cols).sort_values(['issue','group','label','path']).reset_index(drop=True)
 
-# %% ../nbs/03b_audit.ipynb #86e5cc97
+# %% ../nbs/03b_audit.ipynb #eb4fcd09
 def summary(findings:pd.DataFrame)->pd.DataFrame:
     "Findings counted by issue (rows) and label (columns), with totals."
     if not len(findings): return pd.DataFrame()
     return pd.crosstab(findings.issue, findings.label, margins=True, margins_name='total')
 
+# %% ../nbs/03b_audit.ipynb #65777481
 def _thumb(path, sz=128)->Image.Image|None:
     try:
         with Image.open(path) as im: im = upright_rgb(im); im.thumbnail((sz, sz)); return im
     except Exception: return None
 
+# %% ../nbs/03b_audit.ipynb #01b4cfec
 def plot_issue(findings:pd.DataFrame, issue:str, max_n:int=12, ncols:int=6)->plt.Figure:
     "A grid of the images with `issue` (unreadable ones shown as a grey tile)."
     rows = findings[(findings.issue==issue) & (findings.path!='')].head(max_n)
@@ -144,6 +147,7 @@ def plot_issue(findings:pd.DataFrame, issue:str, max_n:int=12, ncols:int=6)->plt
     fig.suptitle(issue); fig.tight_layout()
     return fig
 
+# %% ../nbs/03b_audit.ipynb #5318f0b8
 def audit_report_html(findings:pd.DataFrame, fn=None, title:str='birdlab audit')->str:
     "A self-contained HTML report (summary table and a thumbnail grid per issue); written to `fn` if given."
     parts = [f'<h1>{html.escape(title)}</h1>', f'<p>{len(findings)} findings, {findings.path.replace("", np.nan).nunique()} files.</p>',
@@ -165,16 +169,18 @@ def audit_report_html(findings:pd.DataFrame, fn=None, title:str='birdlab audit')
     if fn is not None: atomic_write(fn, page)
     return page
 
-# %% ../nbs/03b_audit.ipynb #2d35aa34
+# %% ../nbs/03b_audit.ipynb #43f3e98e
 _QLOG = ['src','dst','issue','time']
 
 def _qlog(root)->pd.DataFrame:
     fn = Path(root)/'_quarantine'/'log.csv'
     return pd.read_csv(fn, dtype=str, keep_default_na=False) if fn.exists() else pd.DataFrame(columns=_QLOG)
 
+# %% ../nbs/03b_audit.ipynb #2a57eac9
 def _size(p)->tuple:
     with Image.open(p) as im: return im.size
 
+# %% ../nbs/03b_audit.ipynb #22fe631f
 def _inside(p:Path, folder:Path, what:str)->Path:
     "`p` resolved (links followed), refusing anything outside `folder`: paths read from a CSV may not escape the data folder."
     r = p.resolve()
@@ -182,12 +188,14 @@ def _inside(p:Path, folder:Path, what:str)->Path:
         f"Refusing {what} {str(p)!r}: it resolves to {str(r)!r}, outside {str(folder)!r}. The CSV was edited or is not from this data folder.")
     return r
 
+# %% ../nbs/03b_audit.ipynb #a79281a1
 def _check_issue(iss:str)->str:
     "An issue name safe to use as a folder name under `_quarantine/`."
     if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_-]*', str(iss)): raise ValueError(
         f"Issue {iss!r} in the findings is not a plain name (letters, digits, _ and -): the findings CSV was edited or is not from `birdlab audit`.")
     return iss
 
+# %% ../nbs/03b_audit.ipynb #9d89c4e6
 def quarantine(
     findings:pd.DataFrame, # from `audit`
     root:str|Path,         # the data folder the paths are under
@@ -221,6 +229,7 @@ def quarantine(
         atomic_write(root/'_quarantine'/'log.csv', pd.concat([log, pd.DataFrame(moves)]).to_csv(index=False))  # log after every move
     return pd.DataFrame(moves, columns=_QLOG)
 
+# %% ../nbs/03b_audit.ipynb #b175af22
 def restore(
     root:str|Path,         # the data folder
     issues:list|None=None, # restore only these issues; default all

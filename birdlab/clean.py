@@ -19,13 +19,15 @@ from .models import create_model, model_stats
 __all__ = ['IMAGENET_BIRDS', 'NOT_A_BIRD', 'embed', 'oof_probs', 'label_issues', 'off_topic', 'find_noise', 'review_queue',
            'label_studio_tasks', 'label_studio_config', 'apply_review']
 
-# %% ../nbs/05b_clean.ipynb #fc5b77c6
+# %% ../nbs/05b_clean.ipynb #864cd7b6
 IMAGENET_BIRDS = [*range(7, 25), *range(80, 101), *range(127, 147)]   # ImageNet-1k classes that are birds (cock ... albatross)
 
 def _cache_dir(cache)->Path|None: return None if cache is False else cache_dir('features', cache)
 
+# %% ../nbs/05b_clean.ipynb #651323da
 def _key(fn, arch:str, size:int)->str: return f"{hashlib.md5(Path(fn).read_bytes()).hexdigest()}-{arch}-{size}.npy"
 
+# %% ../nbs/05b_clean.ipynb #1171db82
 @torch.no_grad()
 def _forward(paths:list, arch:str, size:int, bs:int, device)->np.ndarray:
     "Pooled features and the ImageNet bird mass of `paths`, one row each (features..., bird mass)."
@@ -39,6 +41,7 @@ def _forward(paths:list, arch:str, size:int, bs:int, device)->np.ndarray:
         out.append(torch.cat([f, bird], 1).float().cpu().numpy())
     return np.concatenate(out)
 
+# %% ../nbs/05b_clean.ipynb #5d8c268d
 def embed(
     paths:list,                    # image files
     arch:str='efficientnet_lite0', # an ImageNet-pretrained architecture (see `birdlab.models`)
@@ -152,7 +155,7 @@ def review_queue(
     if fn is not None: atomic_write(fn, q.to_csv(index=False))
     return q.reset_index(drop=True)
 
-# %% ../nbs/05b_clean.ipynb #29eba6b1
+# %% ../nbs/05b_clean.ipynb #e32c7016
 NOT_A_BIRD = 'not one of these species (drop)'
 
 def label_studio_tasks(
@@ -171,13 +174,14 @@ def label_studio_tasks(
     if fn is not None: atomic_write(fn, json.dumps(tasks, indent=1))
     return tasks
 
+# %% ../nbs/05b_clean.ipynb #01ad1c15
 def label_studio_config(classes:list)->str:
     "Label Studio's labelling config for these tasks: the photo, the given label, one choice per species (and 'drop')."
     from xml.sax.saxutils import quoteattr
     ch = ''.join(f'<Choice value={quoteattr(c)}/>' for c in [*classes, NOT_A_BIRD])
     return f'<View><Image name="image" value="$image"/><Text name="given" value="given label: $given"/><Choices name="species" toName="image" choice="single">{ch}</Choices></View>'
 
-# %% ../nbs/05b_clean.ipynb #7d1ed5a0
+# %% ../nbs/05b_clean.ipynb #abeb06ce
 def _decisions(src)->pd.DataFrame:
     "Review decisions (path, decision, new_label) from the review CSV or a Label Studio JSON export."
     import json
@@ -198,6 +202,7 @@ def _decisions(src)->pd.DataFrame:
     if len(nolabel): raise ValueError(f"{nolabel.path.iloc[0]!r} is to be relabelled but has no new_label: fill it in.")
     return d[d.decision!='']
 
+# %% ../nbs/05b_clean.ipynb #8f94a44d
 def apply_review(
     decisions,              # the filled-in review CSV, a Label Studio JSON export, or a table
     root:str|Path,          # the data folder the findings came from

@@ -20,7 +20,7 @@ from .export import export_run
 # %% auto #0
 __all__ = ['COLUMNS', 'cpu_latency', 'gpu_throughput', 'compare', 'plot_compare', 'recommend']
 
-# %% ../nbs/12d_compare.ipynb #ff70374d
+# %% ../nbs/12d_compare.ipynb #b8dc91d9
 def cpu_latency(model:torch.nn.Module, size:int, n:int=30)->float:
     "Median milliseconds for one `size` px image through `model` on the CPU (after a warm-up)."
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)
@@ -32,6 +32,7 @@ def cpu_latency(model:torch.nn.Module, size:int, n:int=30)->float:
             if i >= 3: ts.append(time.perf_counter()-t)
     return float(np.median(ts)*1000)
 
+# %% ../nbs/12d_compare.ipynb #6c21f269
 def gpu_throughput(model:torch.nn.Module, size:int, bs:int=64, n:int=20)->float|None:
     "Images/s of `model` on CUDA at batch `bs` in bf16 autocast (None without CUDA)."
     if not torch.cuda.is_available(): return None
@@ -44,7 +45,7 @@ def gpu_throughput(model:torch.nn.Module, size:int, bs:int=64, n:int=20)->float|
         torch.cuda.synchronize()
     return bs*n/(time.perf_counter()-t)
 
-# %% ../nbs/12d_compare.ipynb #3294271f
+# %% ../nbs/12d_compare.ipynb #1ece068c
 COLUMNS = ['arch','weights','valid_accuracy','test_accuracy','test_macro_f1','params_m','weights_mb','int8_mb','int8_test_accuracy',
            'cpu_ms_per_image','gpu_images_per_s','train_seconds','run']
 
@@ -88,6 +89,7 @@ def compare(
     df.attrs['out'] = out
     return df
 
+# %% ../nbs/12d_compare.ipynb #63484733
 def plot_compare(df:pd.DataFrame)->plt.Figure:
     "Test accuracy against weight size and against CPU latency, one point per architecture."
     d = df.dropna(subset=['test_accuracy'])

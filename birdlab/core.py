@@ -43,13 +43,14 @@ def seed_everything(
     set_seed(seed, reproducible=reproducible)
     return seed
 
-# %% ../nbs/00_core.ipynb #21f21953
+# %% ../nbs/00_core.ipynb #22045532
 IMG_EXTS = ('.jpg','.jpeg','.png','.bmp','.webp','.gif','.tif','.tiff')
 
 def repo_root()->Path:
     "The folder that holds the `birdlab` package (the repository root in a clone)."
     return Path(__file__).resolve().parent.parent
 
+# %% ../nbs/00_core.ipynb #36a2a525
 def sample_path(
     name:str='birds30', # the bundled sample's folder under `data/`
 )->Path:
@@ -60,7 +61,7 @@ def sample_path(
         "Install birdlab from a clone (`pip install -e .`) or set BIRDLAB_SAMPLE to a folder with one sub-folder per species.")
     return p
 
-# %% ../nbs/00_core.ipynb #5c71069b
+# %% ../nbs/00_core.ipynb #bebcf748
 def atomic_write(
     fn:str|Path,        # the file to (re)write
     data:str|bytes,     # its whole new content
@@ -76,6 +77,7 @@ def atomic_write(
         tmp.unlink(missing_ok=True); raise
     return fn
 
+# %% ../nbs/00_core.ipynb #fe228dc6
 def save_json(fn:str|Path, obj)->Path:
     "Write `obj` as indented JSON to `fn`, atomically."
     return atomic_write(fn, json.dumps(obj, indent=2, default=str)+'\n')
@@ -89,7 +91,7 @@ def cache_dir(
     root = Path(cache) if cache not in (None, True) else Path(os.environ.get('BIRDLAB_CACHE') or Path.home()/'.cache'/'birdlab')
     return root/sub
 
-# %% ../nbs/00_core.ipynb #e809c807
+# %% ../nbs/00_core.ipynb #e8f490d7
 RUN_MARKER = '.birdlab-run'
 
 def _claim(out:Path)->bool:
@@ -100,6 +102,7 @@ def _claim(out:Path)->bool:
     if any(p.name!=RUN_MARKER for p in out.iterdir()): (out/RUN_MARKER).unlink(); return False
     return True
 
+# %% ../nbs/00_core.ipynb #671e32b5
 def new_run_dir(
     out:str|Path|None=None, # the folder to create; `None` for `<parent>/<prefix>-<time stamp>`
     prefix:str='run',       # name prefix for the default folder
@@ -119,6 +122,7 @@ def new_run_dir(
         "results: pass another --out, or move that folder away.")
     return out
 
+# %% ../nbs/00_core.ipynb #097547be
 def release_run_dir(
     out:str|Path,      # a folder from `new_run_dir` that nothing was written into
     remove:bool=False, # also remove the folder if it is empty (one birdlab named and created)
@@ -127,12 +131,13 @@ def release_run_dir(
     (Path(out)/RUN_MARKER).unlink(missing_ok=True)
     if remove and Path(out).is_dir() and not any(Path(out).iterdir()): Path(out).rmdir()
 
-# %% ../nbs/00_core.ipynb #16288ad9
+# %% ../nbs/00_core.ipynb #8cbb42c1
 def world_size()->int:
     "How many processes train together: 1 unless started by `accelerate launch` or `torchrun`."
     from fastai.torch_core import num_distrib   # imported here: core stays free of torch (the web service imports it)
     return max(1, num_distrib())
 
+# %% ../nbs/00_core.ipynb #875322c7
 def is_main()->bool:
     "Whether this is process 0, the one that writes files and prints."
     from fastai.torch_core import rank_distrib
@@ -186,10 +191,11 @@ def write_json(self:Run,
     "Write the run's JSON file `name`, atomically."
     return save_json(getattr(self, name), obj)
 
-# %% ../nbs/00_core.ipynb #c0df8ba5
+# %% ../nbs/00_core.ipynb #d097010c
 class ImageError(ValueError):
     "The input is not a usable image."
 
+# %% ../nbs/00_core.ipynb #4ea4f0d8
 class WeightsUnavailableError(RuntimeError):
     "Pretrained weights were asked for but could not be loaded."
 

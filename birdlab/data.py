@@ -46,7 +46,7 @@ def aug_tfms(
     if aug is None: return []
     return aug_transforms(size=size, do_flip=True, flip_vert=False, **aug)
 
-# %% ../nbs/04_data.ipynb #9c988227
+# %% ../nbs/04_data.ipynb #f0804c49
 class PILImageUpright(PILImage):
     "A fastai `PILImage` turned upright by its EXIF orientation tag, as phones and browsers show it."
     @classmethod
@@ -55,6 +55,7 @@ class PILImageUpright(PILImage):
         im = Image.open(io.BytesIO(fn) if isinstance(fn, bytes) else fn)
         return cls(upright_rgb(im))
 
+# %% ../nbs/04_data.ipynb #01275786
 class OpenUpright(Transform):
     "Open a photo file (or its bytes) as an upright `PILImageUpright`."
     input_types = (str, Path, bytes)
@@ -180,18 +181,20 @@ def _reusable(folder:Path, presize:int, long:int)->dict:
         for r,f in enumerate(j['files']): found.setdefault(tuple(f), (m, r))
     return found
 
-# %% ../nbs/04_data.ipynb #78ee0fbf
+# %% ../nbs/04_data.ipynb #9a9b10c7
 def _no_room(e:OSError, what:str, folder:Path, need:int=0)->OSError:
     need = f" ({need/1e9:.2f} GB)" if need else ''
     return OSError(e.errno, f"Cannot {what}{need} in {folder}: {e.strerror}. Free space there, point $BIRDLAB_CACHE (or cache=) at "
                             "another folder, or read the photos directly with cache=False.")
 
+# %% ../nbs/04_data.ipynb #bec1321a
 def _reserve(fd:int, n:int):
     "Allocate `n` bytes of disk for file `fd` (so writes through a memory map cannot hit a full disk)."
     if hasattr(os, 'posix_fallocate'): return os.posix_fallocate(fd, 0, n)
     zeros = bytes(1<<26)                                   # macOS, Windows: write the zeros ourselves
     for i in range(0, n, len(zeros)): os.write(fd, zeros[:min(len(zeros), n-i)])
 
+# %% ../nbs/04_data.ipynb #268028bf
 @patch(cls_method=True)
 def build(cls:PhotoArray,
     files:list,              # photo files
@@ -323,15 +326,17 @@ class ArrayDL(TfmdDL):
         self.after_iter()
         if hasattr(self, 'it'): del self.it
 
-# %% ../nbs/04_data.ipynb #6730142a
+# %% ../nbs/04_data.ipynb #627792fc
 def _num_workers(device)->int:
     "Loader workers: none on the CPU (the model needs every core); beside a GPU, most cores, shared by the training processes."
     return 0 if device.type=='cpu' else min(16, max(1, ((os.cpu_count() or 1) - 1)//world_size()))
 
+# %% ../nbs/04_data.ipynb #f5c52c44
 def _presize(size:int, tfms:list, presize:int|None=None)->int:
     "The validation resize: `presize` (default `size*8/7`) when augmentation crops to `size` afterwards, else `size` itself."
     return (presize or int(round(size*8/7))) if tfms else size
 
+# %% ../nbs/04_data.ipynb #f45d4391
 def _block(vocab:list, ps:int, tfms:list, pc:PresizeCache|None=None)->DataBlock:
     "birdlab's DataBlock: photos presized to `ps` (read from the presize cache `pc` if given), labels in `vocab`, batch transforms `tfms`."
     xblock,item_tfms = ((TransformBlock(type_tfms=pc, batch_tfms=IntToFloatTensor), []) if pc is not None else
@@ -339,6 +344,7 @@ def _block(vocab:list, ps:int, tfms:list, pc:PresizeCache|None=None)->DataBlock:
     return DataBlock(blocks=(xblock, CategoryBlock(vocab=list(vocab))), get_x=ColReader('path'), get_y=ColReader('label'),
                      splitter=ColSplitter('is_valid'), item_tfms=item_tfms, batch_tfms=tfms)
 
+# %% ../nbs/04_data.ipynb #598cf723
 def _train_bs(bs:int, n_train:int)->int:
     "`bs`, or the number of training photos when there are fewer: fastai drops the last incomplete batch, so nothing would train."
     if n_train < 2: raise ValueError(f"{n_train} training image(s): training needs at least 2 (BatchNorm needs two photos per batch). Add photos.")
@@ -346,6 +352,7 @@ def _train_bs(bs:int, n_train:int)->int:
     warnings.warn(f"bs={bs} is larger than the {n_train} training images, so not one full batch would train: using bs={n_train}.")
     return n_train
 
+# %% ../nbs/04_data.ipynb #5e7f28dd
 def _array_dls(db:DataBlock, trn_val:pd.DataFrame, pa:PhotoArray, bs:int, **kw)->DataLoaders:
     "Training and validation `ArrayDL`s over the rows of `trn_val` (stored in `pa` in the same order), with `db`'s transforms."
     ds = db.datasets(trn_val)
@@ -356,6 +363,7 @@ def _array_dls(db:DataBlock, trn_val:pd.DataFrame, pa:PhotoArray, bs:int, **kw)-
 
 LOADERS = ('array', 'presize', 'files')
 
+# %% ../nbs/04_data.ipynb #ffffa317
 def get_dls(
     src,                       # folder, split tree, CSV manifest or path/label/split table
     size:int=224,              # training image size (square)

@@ -20,11 +20,12 @@ from .evaluate import Preds, check_labels, classification_metrics, calibrate, ev
 # %% auto #0
 __all__ = ['family', 'accuracy_weights', 'nll_weights', 'Ensemble', 'evaluate_ensemble', 'load_ensemble']
 
-# %% ../nbs/10_ensemble.ipynb #e2bd4778
+# %% ../nbs/10_ensemble.ipynb #7c8649f8
 def family(arch:str)->str:
     "The architecture family of timm name `arch`: the name without its size (efficientnet_lite0 -> efficientnet_lite, resnet50 -> resnet)."
     return re.sub(r'[_-]?(\d+[a-z]?|tiny|small|base|large)$', '', arch) or arch
 
+# %% ../nbs/10_ensemble.ipynb #555e6ecf
 def accuracy_weights(
     accs,                  # validation accuracy of each member
     families:list|None=None, # family of each member (see `family`)
@@ -58,7 +59,7 @@ def nll_weights(
     cands = [_softmax(r.x)] + list(np.eye(len(py)))
     return min(cands, key=nll)
 
-# %% ../nbs/10_ensemble.ipynb #97a48a0b
+# %% ../nbs/10_ensemble.ipynb #19966ba2
 class Ensemble:
     "A weighted average of the probabilities of trained models of the same species."
     def __init__(self,
@@ -83,54 +84,64 @@ class Ensemble:
         self.weights = np.full(len(self.members), 1/len(self.members)) if weights is None else self._check(weights)
         self.tta, self.cal, self.report = tta, cal, None
 
-    def _check_leakage(self):
-        "Fail when a member trained on photos another member is validated or tested on (their scores would be inflated)."
-        tabs = [getattr(l.dls, 'table', None) for l in self.members]
-        if any(t is None for t in tabs): return
-        held = set(tabs[0][tabs[0].split!='train'].path.astype(str))
-        for src,t in zip(self.sources, tabs):
-            leak = held & set(t[t.split=='train'].path.astype(str))
-            if leak: raise ValueError(f"Member {src or '?'} trained on {len(leak)} photo(s) the ensemble validates or tests on (e.g. {sorted(leak)[0]}): "
-                                      "train every member on the same split (pass one manifest with a split column, or the same seed).")
-
-    def _check(self, w)->np.ndarray:
-        w = np.asarray(w, dtype=float)
-        if w.shape != (len(self.members),) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"weights {w.tolist()}: give {len(self.members)} numbers >= 0, not all zero.")
-        return w/w.sum()
-
-    def member_preds(self,
-        df:pd.DataFrame|None=None, # labelled rows; default the members' `split` rows
-        split:str='test',          # which rows when `df` is None
-    )->list:                       # one `Preds` per member
-        "Each member's probabilities on the same rows."
-        if df is None:
-            t = self.members[0].dls.table; df = t[t.split==split]
-        df = df.reset_index(drop=True); check_labels(df, self.vocab)
-        res = []
-        for l in self.members:
-            dl = test_dl(l.dls, df)
-            probs,targs = l.tta(dl=dl) if self.tta else l.get_preds(dl=dl)
-            res.append(Preds(probs, targs, self.vocab, paths=dl.items.path.tolist()))
-        return res
-
-    def combine(self, ps:list)->Preds:
-        "The weighted mean of members' predictions `ps`."
-        t = self.members[0].dls.table
-        return Preds(sum(float(w)*p.probs for w,p in zip(self.weights, ps)), ps[0].targs, self.vocab, paths=ps[0].paths,
-                     n_train=t[t.split=='train'].label.value_counts().to_dict() if t is not None else None)
-
-    def preds(self, df:pd.DataFrame|None=None, split:str='test')->Preds:
-        "The ensemble's (uncalibrated) probabilities on `df` (default the `split` rows)."
-        return self.combine(self.member_preds(df, split))
-
     def __repr__(self): return f"Ensemble({', '.join(f'{a}: {w:.3f}' for a,w in zip(self.archs, self.weights))}{', TTA' if self.tta else ''})"
 
-# %% ../nbs/10_ensemble.ipynb #b920a69f
+# %% ../nbs/10_ensemble.ipynb #0f634903
+@patch
+def _check_leakage(self:Ensemble):
+    "Fail when a member trained on photos another member is validated or tested on (their scores would be inflated)."
+    tabs = [getattr(l.dls, 'table', None) for l in self.members]
+    if any(t is None for t in tabs): return
+    held = set(tabs[0][tabs[0].split!='train'].path.astype(str))
+    for src,t in zip(self.sources, tabs):
+        leak = held & set(t[t.split=='train'].path.astype(str))
+        if leak: raise ValueError(f"Member {src or '?'} trained on {len(leak)} photo(s) the ensemble validates or tests on (e.g. {sorted(leak)[0]}): "
+                                  "train every member on the same split (pass one manifest with a split column, or the same seed).")
+
+# %% ../nbs/10_ensemble.ipynb #58cd5feb
+@patch
+def _check(self:Ensemble, w)->np.ndarray:
+    w = np.asarray(w, dtype=float)
+    if w.shape != (len(self.members),) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights {w.tolist()}: give {len(self.members)} numbers >= 0, not all zero.")
+    return w/w.sum()
+
+# %% ../nbs/10_ensemble.ipynb #b0f487be
+@patch
+def member_preds(self:Ensemble,
+    df:pd.DataFrame|None=None, # labelled rows; default the members' `split` rows
+    split:str='test',          # which rows when `df` is None
+)->list:                       # one `Preds` per member
+    "Each member's probabilities on the same rows."
+    if df is None:
+        t = self.members[0].dls.table; df = t[t.split==split]
+    df = df.reset_index(drop=True); check_labels(df, self.vocab)
+    res = []
+    for l in self.members:
+        dl = test_dl(l.dls, df)
+        probs,targs = l.tta(dl=dl) if self.tta else l.get_preds(dl=dl)
+        res.append(Preds(probs, targs, self.vocab, paths=dl.items.path.tolist()))
+    return res
+
+# %% ../nbs/10_ensemble.ipynb #bc475b66
+@patch
+def combine(self:Ensemble, ps:list)->Preds:
+    "The weighted mean of members' predictions `ps`."
+    t = self.members[0].dls.table
+    return Preds(sum(float(w)*p.probs for w,p in zip(self.weights, ps)), ps[0].targs, self.vocab, paths=ps[0].paths,
+                 n_train=t[t.split=='train'].label.value_counts().to_dict() if t is not None else None)
+
+@patch
+def preds(self:Ensemble, df:pd.DataFrame|None=None, split:str='test')->Preds:
+    "The ensemble's (uncalibrated) probabilities on `df` (default the `split` rows)."
+    return self.combine(self.member_preds(df, split))
+
+# %% ../nbs/10_ensemble.ipynb #b8b782ea
 def _row(name, p, w=None):
     m = classification_metrics(p, prefix='valid_')
     return dict(member=name, weight=w, valid_accuracy=m['valid_accuracy'], valid_nll=m['valid_nll'])
 
+# %% ../nbs/10_ensemble.ipynb #93210acc
 @patch
 def fit(self:Ensemble,
     rule:str='accuracy',       # 'accuracy' (seed 002's rule) or 'nll' (fitted)
@@ -152,6 +163,7 @@ def fit(self:Ensemble,
                                + [_row('ensemble', ens)])
     return self
 
+# %% ../nbs/10_ensemble.ipynb #d2223876
 def evaluate_ensemble(self:Ensemble,
     df:pd.DataFrame|None=None, # labelled test rows; default the members' test rows
     out:str|Path|None=None,    # write the report files (metrics.json, tables, plots) here
@@ -163,7 +175,7 @@ def evaluate_ensemble(self:Ensemble,
     return res
 Ensemble.evaluate = evaluate_ensemble
 
-# %% ../nbs/10_ensemble.ipynb #14a9e12a
+# %% ../nbs/10_ensemble.ipynb #7a254b05
 @patch
 def save(self:Ensemble, fn:str|Path)->Path:
     "Write the ensemble to JSON (members must be run folders)."
@@ -171,6 +183,7 @@ def save(self:Ensemble, fn:str|Path)->Path:
     return save_json(fn, dict(members=[str(Path(s).resolve()) for s in self.sources], archs=self.archs,
                               weights=[float(w) for w in self.weights], tta=self.tta, cal=self.cal))
 
+# %% ../nbs/10_ensemble.ipynb #87c4fa40
 def load_ensemble(fn:str|Path)->Ensemble:
     "The ensemble saved in `fn`."
     if not Path(fn).is_file(): raise FileNotFoundError(f"No ensemble file {str(fn)!r}: write one with `Ensemble.save` or `birdlab ensemble`.")

@@ -25,7 +25,7 @@ __all__ = ['Preds', 'check_labels', 'get_preds', 'ece', 'classification_metrics'
            'apply_calibration', 'load_calibration', 'plot_reliability', 'plot_confusion', 'plot_curves', 'evaluate',
            'save_evaluation', 'load_run']
 
-# %% ../nbs/07_evaluate.ipynb #78e69857
+# %% ../nbs/07_evaluate.ipynb #ab3b5489
 class Preds:
     "Predicted probabilities for labelled rows, with what is needed to report on them."
     def __init__(self,
@@ -46,6 +46,7 @@ class Preds:
     def __len__(self): return len(self.targs)
     def __repr__(self): return f"Preds({len(self)} rows, {len(self.vocab)} classes)"
 
+# %% ../nbs/07_evaluate.ipynb #dcfd31d3
 def check_labels(
     df:pd.DataFrame, # rows with a label column
     vocab:list,      # the classes a model knows
@@ -55,6 +56,7 @@ def check_labels(
     if unknown: raise ValueError(f"Labels not known to the model: {unknown[:5]}{' ...' if len(unknown)>5 else ''}. "
                                  f"The model knows {len(vocab)} species; evaluate it on images of those.")
 
+# %% ../nbs/07_evaluate.ipynb #97dee371
 def get_preds(
     learn:Learner,            # a trained learner
     df:pd.DataFrame|None=None,# labelled rows (path, label); default the test rows of its loaders
@@ -96,7 +98,7 @@ def classification_metrics(
              nll=skm.log_loss(y, P, labels=labels), ece=ece(p.probs, p.targs))
     return {**{prefix+k:round(float(v), 4) for k,v in m.items()}, f'n_{prefix.strip("_") or "rows"}':len(y), 'n_classes':len(labels)}
 
-# %% ../nbs/07_evaluate.ipynb #c7da91a4
+# %% ../nbs/07_evaluate.ipynb #a39e3e1a
 def per_class(
     p:Preds, # predictions to report on
 )->pd.DataFrame: # one row per class, worst F1 first
@@ -111,13 +113,14 @@ def per_class(
     if p.n_train is not None: df.insert(2, 'n_train', [int(p.n_train.get(c, 0)) for c in p.vocab])
     return df.sort_values(['f1','support','label'], ascending=[True,False,True]).reset_index(drop=True)
 
+# %% ../nbs/07_evaluate.ipynb #12d11c08
 def confusion(
     p:Preds, # predictions
 )->np.ndarray:
     "Confusion matrix, rows = true class, columns = predicted class."
     return skm.confusion_matrix(p.targs.numpy(), p.pred.numpy(), labels=np.arange(len(p.vocab)))
 
-# %% ../nbs/07_evaluate.ipynb #4e63296d
+# %% ../nbs/07_evaluate.ipynb #f3656652
 def most_confused(
     p:Preds,       # predictions
     min_n:int=1,   # pairs seen fewer times are left out
@@ -128,6 +131,7 @@ def most_confused(
     df = pd.DataFrame(dict(true=[p.vocab[a] for a in i], predicted=[p.vocab[b] for b in j], n=cm[i,j]))
     return df.sort_values(['n','true'], ascending=[False,True]).reset_index(drop=True)
 
+# %% ../nbs/07_evaluate.ipynb #49b3c491
 def top_losses(
     p:Preds,   # predictions
     k:int=16,  # how many rows
@@ -139,6 +143,7 @@ def top_losses(
                              predicted=[p.vocab[p.pred[i]] for i in idx], p_pred=p.probs.max(1).values[idx].numpy().round(4),
                              p_true=p.probs[idx, p.targs[idx]].numpy().round(4), loss=loss[idx].numpy().round(4)))
 
+# %% ../nbs/07_evaluate.ipynb #b0b6d4d9
 def needs_data(
     p:Preds,             # predictions
     f1_below:float=0.9,  # classes with a lower test F1 are listed
@@ -153,7 +158,7 @@ def needs_data(
     cols = ['label','f1','recall','precision','support'] + (['n_train'] if 'n_train' in pc else []) + ['confused_with']
     return pc[(pc.f1 < f1_below) & (pc.support > 0)].sort_values(keys)[cols].reset_index(drop=True)
 
-# %% ../nbs/07_evaluate.ipynb #b317354f
+# %% ../nbs/07_evaluate.ipynb #88dad075
 def scale_probs(
     probs:torch.Tensor, # (n, c) probabilities
     t:float=1.,         # temperature: > 1 softens, < 1 sharpens
@@ -161,6 +166,7 @@ def scale_probs(
     "Temperature-scaled probabilities: `softmax(log(probs)/t)`."
     return F.softmax(torch.as_tensor(probs).float().clamp_min(1e-12).log()/t, dim=-1)
 
+# %% ../nbs/07_evaluate.ipynb #473515eb
 def fit_temperature(
     probs:torch.Tensor, # (n, c) validation probabilities
     targs:torch.Tensor, # (n,) true classes
@@ -172,7 +178,7 @@ def fit_temperature(
     r = minimize_scalar(nll, bounds=tuple(map(math.log, bounds)), method='bounded', options=dict(xatol=1e-4))
     return round(math.exp(r.x), 4) if r.fun <= nll(0.) else 1.0
 
-# %% ../nbs/07_evaluate.ipynb #db5e7afe
+# %% ../nbs/07_evaluate.ipynb #43f1c0ed
 def fit_threshold(
     probs:torch.Tensor,     # (n, c) calibrated validation probabilities
     targs:torch.Tensor,     # (n,) true classes
@@ -187,6 +193,7 @@ def fit_threshold(
     good = torch.nonzero((prec >= precision) & last).flatten()
     return round(float(c[good[-1]]), 6) if len(good) else 1.0
 
+# %% ../nbs/07_evaluate.ipynb #411c6791
 def is_known(
     probs:torch.Tensor, # (n, c) calibrated probabilities
     thresh:float,       # from `fit_threshold`
@@ -194,7 +201,7 @@ def is_known(
     "Which predictions are confident enough to name a species."
     return torch.as_tensor(probs).max(-1).values >= thresh
 
-# %% ../nbs/07_evaluate.ipynb #ccb493bc
+# %% ../nbs/07_evaluate.ipynb #c030f5f4
 def calibrate(
     src:Learner|Preds,      # a trained learner (its validation set is used) or validation predictions
     precision:float=0.95,   # target precision for open-set rejection
@@ -213,6 +220,7 @@ def calibrate(
                 valid_ece_before=round(ece(probs, targs, n_bins), 4), valid_ece_after=round(ece(cal, targs, n_bins), 4),
                 valid_coverage=round(is_known(cal, thresh).float().mean().item(), 4))
 
+# %% ../nbs/07_evaluate.ipynb #1f3d955d
 def apply_calibration(
     probs:torch.Tensor,  # (n, c) raw model probabilities
     cal:dict|None,       # from `calibrate` (None: leave as is, reject nothing)
@@ -222,6 +230,7 @@ def apply_calibration(
     q = scale_probs(probs, cal['temperature'])
     return q, is_known(q, cal['threshold'])
 
+# %% ../nbs/07_evaluate.ipynb #02b8afbc
 def load_calibration(
     run:str|Path, # a run folder
 )->dict|None:     # its `calibration.json`, or None if it has none
@@ -229,7 +238,7 @@ def load_calibration(
     fn = Run(run).calibration
     return json.loads(fn.read_text()) if fn.exists() else None
 
-# %% ../nbs/07_evaluate.ipynb #11828016
+# %% ../nbs/07_evaluate.ipynb #d86efbc5
 def plot_reliability(
     probs:torch.Tensor, # (n, c) probabilities
     targs:torch.Tensor, # (n,) true classes
@@ -253,6 +262,7 @@ def plot_reliability(
     ax.set_title(f'{title} (ECE {ece(probs, targs):.3f})'); ax.legend(loc='upper left', fontsize=7)
     return fig
 
+# %% ../nbs/07_evaluate.ipynb #f468854c
 def plot_confusion(
     cm:np.ndarray,    # confusion matrix from `confusion`
     vocab:list,       # class names
@@ -269,6 +279,7 @@ def plot_confusion(
     fig.tight_layout()
     return fig
 
+# %% ../nbs/07_evaluate.ipynb #21414d9c
 def plot_curves(
     hist:pd.DataFrame|str|Path, # the run's `history.csv`, or its table
 )->plt.Figure:
@@ -283,7 +294,7 @@ def plot_curves(
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_evaluate.ipynb #1e67e0d0
+# %% ../nbs/07_evaluate.ipynb #b00f3296
 def evaluate(
     src:Learner|Preds,        # a trained learner, or predictions
     df:pd.DataFrame|None=None,# rows to evaluate (learner only); default the test rows of its loaders
@@ -303,10 +314,12 @@ def evaluate(
     return dict(metrics=m, per_class=per_class(p), confusion=confusion(p), most_confused=most_confused(p),
                 top_losses=top_losses(p, k), needs_data=needs_data(p), preds=p, vocab=p.vocab, cal=cal)
 
+# %% ../nbs/07_evaluate.ipynb #38d534f0
 def _save_fig(fig, fn):
     fn = Path(fn); tmp = fn.with_name(f'.{fn.name}.tmp.png')
     fig.savefig(tmp, dpi=110); plt.close(fig); tmp.replace(fn)
 
+# %% ../nbs/07_evaluate.ipynb #a7a1e675
 def save_evaluation(
     res:dict,       # from `evaluate`
     out:str|Path,   # the run (or evaluation) folder

@@ -44,7 +44,7 @@ def preprocessing(
     return dict(resize='center_crop_square', presize=presize, size=size, interpolation='bilinear',
                 mean=stat(norm[0].mean), std=stat(norm[0].std), channels='RGB', layout='NCHW', scale=1/255)
 
-# %% ../nbs/12b_export.ipynb #b4e9f893
+# %% ../nbs/12b_export.ipynb #6a7c2dee
 ONNX_OPSET = 18  # supported by onnxruntime >= 1.14 and by mobile runtimes of 2023 on
 
 def to_onnx(
@@ -63,11 +63,12 @@ def to_onnx(
     tmp.replace(fn)
     return fn
 
+# %% ../nbs/12b_export.ipynb #fa215f5e
 def onnx_probs(sess, xb:np.ndarray, bs:int=64)->np.ndarray:
     "Softmax probabilities of an onnxruntime session on preprocessed images `xb`."
     return np.concatenate([softmax(sess.run(None, {'image': xb[i:i+bs]})[0]) for i in range(0, len(xb), bs)])
 
-# %% ../nbs/12b_export.ipynb #ffce25ad
+# %% ../nbs/12b_export.ipynb #016e1547
 def stamp_metadata(
     fn:str|Path,  # an .onnx file, rewritten atomically
     meta:dict,    # entries to set; values that are not strings are stored as JSON
@@ -80,6 +81,7 @@ def stamp_metadata(
     atomic_write(fn, m.SerializeToString())
     return fn
 
+# %% ../nbs/12b_export.ipynb #8eddfd57
 def onnx_metadata(
     fn:str|Path,  # an .onnx file
 )->dict:          # classes (list) and preprocessing (dict), as birdlab stamps them, plus any other entries
@@ -87,7 +89,7 @@ def onnx_metadata(
     meta = dict(ort.InferenceSession(str(fn), providers=['CPUExecutionProvider']).get_modelmeta().custom_metadata_map)
     return {k: json.loads(v) if k in ('classes', 'preprocessing') else v for k,v in meta.items()}
 
-# %% ../nbs/12b_export.ipynb #241af1fe
+# %% ../nbs/12b_export.ipynb #9196d2a6
 def batches(
     learn:Learner,     # the learner whose validation transforms to use
     df:pd.DataFrame,   # rows (path, label)
@@ -98,11 +100,13 @@ def batches(
     for xb,yb in dl: xs.append(xb.as_subclass(torch.Tensor).cpu().float().numpy()); ys.append(yb.cpu().numpy())
     return np.concatenate(xs), np.concatenate(ys)
 
+# %% ../nbs/12b_export.ipynb #504d1f2d
 def torch_probs(learn:Learner, x:np.ndarray, bs:int=64)->np.ndarray:
     "Softmax probabilities of `learn`'s network (fp32, eval mode, CPU) on preprocessed images."
     m = learn.model.eval().cpu()
     with torch.no_grad(): return np.concatenate([torch.softmax(m(torch.from_numpy(x[i:i+bs])), 1).numpy() for i in range(0, len(x), bs)])
 
+# %% ../nbs/12b_export.ipynb #e6faf88d
 def parity(
     p_ref:np.ndarray,  # reference probabilities (PyTorch)
     p:np.ndarray,      # probabilities to compare (ONNX)
@@ -220,7 +224,7 @@ def coreml_checks(
     if bad := [k for k,v in checks.items() if not v]: raise ValueError(f"The Core ML package {str(fn)!r} fails its checks: {', '.join(bad)}.")
     return checks
 
-# %% ../nbs/12b_export.ipynb #84e2303d
+# %% ../nbs/12b_export.ipynb #88124334
 def to_executorch(
     learn:Learner, # the trained learner
     fn:str|Path,   # the .pte file to write
@@ -237,6 +241,7 @@ def to_executorch(
         prog = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch()
     return atomic_write(fn, prog.buffer)
 
+# %% ../nbs/12b_export.ipynb #e49a0c74
 def executorch_probs(fn:str|Path, x:np.ndarray)->np.ndarray:
     "Softmax probabilities of the ExecuTorch program `fn` on images `x` (n, 3, s, s), one at a time."
     from executorch.runtime import Runtime

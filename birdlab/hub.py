@@ -257,9 +257,8 @@ def push(
 )->str:                         # the commit's URL
     "Upload run `run` to the Hugging Face Hub as `repo`, in timm's format, with its exports and model card."
     from huggingface_hub import HfApi
-    _check_repo(repo)
     api = HfApi(endpoint=endpoint, token=token)
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d:   # `save_for_hub` checks the repo name before any work
         folder = save_for_hub(run, Path(d)/'hub', export=export, license=license, data_license=data_license, trust_pickle=trust_pickle, repo=repo)
         with _hub_errors('push to', repo, endpoint):
             api.create_repo(repo, private=private, exist_ok=True)

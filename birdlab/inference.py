@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 import onnxruntime as ort
+from fastcore.basics import patch
 from .core import ImageError, upright_rgb, Run, RUN_FILES
 
 # %% auto #0
@@ -187,7 +188,7 @@ def _card_problem(card, n_out)->str|None:
     if not isinstance(th, (int, float)) or not 0 <= th <= 1: return f"threshold {th!r} must be a number from 0 to 1"
     return None
 
-# %% ../nbs/12_inference.ipynb #05bc100d
+# %% ../nbs/12_inference.ipynb #033bba80
 class Predictor:
     "Species predictions from an exported ONNX model and its card, on the CPU with onnxruntime."
     def __init__(self,
@@ -210,35 +211,43 @@ class Predictor:
         self.max_pixels = max_pixels
         self._decodes = threading.BoundedSemaphore(max_decodes or os.cpu_count() or 1)
 
-    def _input(self, img)->np.ndarray:
-        with self._decodes:   # at most `max_decodes` full-size decodes in memory at once
-            return preprocess(load_image(img, self.max_pixels, min_side=self.spec['presize']), self.spec)
-
-    def probs(self, imgs:list)->np.ndarray:
-        "Calibrated probabilities (n, classes) for images (bytes, paths or PIL images)."
-        x = np.stack([self._input(i) for i in imgs])
-        z = self.sess.run(None, {'image': x})[0].astype(np.float64)
-        z = z - z.max(1, keepdims=True)                 # log-softmax, then temperature, as `scale_probs`
-        return softmax((z - np.log(np.exp(z).sum(1, keepdims=True)))/self.temperature)
-
-    def _result(self, p:np.ndarray, k:int)->dict:
-        top = np.argsort(-p)[:k]
-        known = bool(p[top[0]] >= self.threshold)
-        return dict(species=self.classes[top[0]] if known else UNKNOWN, probability=round(float(p[top[0]]), 6), unknown=not known,
-                    top_k=[dict(species=self.classes[i], probability=round(float(p[i]), 6)) for i in top],
-                    probabilities={c:round(float(q), 6) for c,q in zip(self.classes, p)}, model=self.model_id)
-
-    def predict(self, img, k:int=5)->dict:
-        "Prediction for one image: species (or 'unknown'), probability, unknown, top_k (`k` of them, at most all), probabilities, model."
-        k = check_k(k, len(self.classes))
-        return self._result(self.probs([img])[0], k)
-
-    def predict_batch(self, imgs:list, k:int=5)->list:
-        "`predict` for several images in one batch."
-        k = check_k(k, len(self.classes))
-        return [self._result(p, k) for p in self.probs(imgs)]
-
     def __repr__(self): return f"Predictor({self.model_id}, {len(self.classes)} species, T={self.temperature:.3f}, threshold={self.threshold:.3f})"
+
+# %% ../nbs/12_inference.ipynb #89cd8009
+@patch
+def _input(self:Predictor, img)->np.ndarray:
+    with self._decodes:   # at most `max_decodes` full-size decodes in memory at once
+        return preprocess(load_image(img, self.max_pixels, min_side=self.spec['presize']), self.spec)
+
+@patch
+def probs(self:Predictor, imgs:list)->np.ndarray:
+    "Calibrated probabilities (n, classes) for images (bytes, paths or PIL images)."
+    x = np.stack([self._input(i) for i in imgs])
+    z = self.sess.run(None, {'image': x})[0].astype(np.float64)
+    z = z - z.max(1, keepdims=True)                 # log-softmax, then temperature, as `scale_probs`
+    return softmax((z - np.log(np.exp(z).sum(1, keepdims=True)))/self.temperature)
+
+# %% ../nbs/12_inference.ipynb #35b515ec
+@patch
+def _result(self:Predictor, p:np.ndarray, k:int)->dict:
+    top = np.argsort(-p)[:k]
+    known = bool(p[top[0]] >= self.threshold)
+    return dict(species=self.classes[top[0]] if known else UNKNOWN, probability=round(float(p[top[0]]), 6), unknown=not known,
+                top_k=[dict(species=self.classes[i], probability=round(float(p[i]), 6)) for i in top],
+                probabilities={c:round(float(q), 6) for c,q in zip(self.classes, p)}, model=self.model_id)
+
+@patch
+def predict(self:Predictor, img, k:int=5)->dict:
+    "Prediction for one image: species (or 'unknown'), probability, unknown, top_k (`k` of them, at most all), probabilities, model."
+    k = check_k(k, len(self.classes))
+    return self._result(self.probs([img])[0], k)
+
+# %% ../nbs/12_inference.ipynb #31584f86
+@patch
+def predict_batch(self:Predictor, imgs:list, k:int=5)->list:
+    "`predict` for several images in one batch."
+    k = check_k(k, len(self.classes))
+    return [self._result(p, k) for p in self.probs(imgs)]
 
 # %% ../nbs/12_inference.ipynb #da980a70
 def resolve_model(

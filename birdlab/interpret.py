@@ -45,9 +45,10 @@ def cam_layer(
                                   "Grad-CAM in birdlab supports CNNs (EfficientNet, ResNet, ConvNeXt, RegNet, MobileNet...).")
     return getattr(model, maps[-1])
 
-# %% ../nbs/08_interpret.ipynb #9f47d072
+# %% ../nbs/08_interpret.ipynb #7d3e77e3
 def _cls(learn, t): return t if isinstance(t, (int, np.integer)) else list(learn.dls.vocab).index(t)
 
+# %% ../nbs/08_interpret.ipynb #9aaf7d53
 def grad_cam(
     learn:Learner,        # a trained learner
     items:list,           # image files
@@ -69,6 +70,7 @@ def grad_cam(
             imgs.append(x.permute(0,2,3,1).clamp(0, 1).cpu().numpy()); preds.append(pr.cpu()); i += len(xb)
     return np.concatenate(imgs), np.concatenate(cams).clip(0, 1), torch.cat(preds).numpy()
 
+# %% ../nbs/08_interpret.ipynb #5c97404f
 def overlay(
     img:np.ndarray, # (h, w, 3) image in [0, 1]
     cam:np.ndarray, # (h, w) map in [0, 1]
@@ -77,7 +79,7 @@ def overlay(
     "The map drawn as a heat map over the photo."
     return show_cam_on_image(img.astype(np.float32), cam.astype(np.float32), use_rgb=True, image_weight=alpha)
 
-# %% ../nbs/08_interpret.ipynb #ffb1fc55
+# %% ../nbs/08_interpret.ipynb #a95678cd
 def audit_flags(
     findings:pd.DataFrame|str|Path|None, # `birdlab audit`'s findings (table or CSV), or None
 )->dict:                                 # resolved path -> 'issue, issue'
@@ -87,6 +89,7 @@ def audit_flags(
     f = f[f.path.astype(str)!='']
     return {k:', '.join(sorted(set(g.issue))) for k,g in f.groupby(f.path.map(lambda p: str(Path(p).resolve())))}
 
+# %% ../nbs/08_interpret.ipynb #4be31e87
 def error_grid(
     learn:Learner,        # the trained learner
     rows:pd.DataFrame,    # path, label, predicted (e.g. `top_losses`)
@@ -113,6 +116,7 @@ def error_grid(
     fig.tight_layout()
     return fig
 
+# %% ../nbs/08_interpret.ipynb #6fe78742
 def confused_examples(
     p:Preds,            # predictions with paths
     pairs:pd.DataFrame, # `most_confused` rows: true, predicted, n
@@ -126,11 +130,12 @@ def confused_examples(
         rows += [dict(path=p.paths[i], label=r.true, predicted=r.predicted, p_pred=float(p.probs[i].max())) for i in idx]
     return pd.DataFrame(rows, columns=['path','label','predicted','p_pred'])
 
-# %% ../nbs/08_interpret.ipynb #643a121b
+# %% ../nbs/08_interpret.ipynb #dc2365be
 def _img_tag(fig, alt:str)->str:
     b = io.BytesIO(); fig.savefig(b, format='png', dpi=90, bbox_inches='tight'); plt.close(fig)
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(b.getvalue()).decode()}">'
 
+# %% ../nbs/08_interpret.ipynb #735529e6
 def _table(df:pd.DataFrame, n:int=200)->str:
     return df.head(n).to_html(index=False, float_format=lambda x: f'{x:.3f}', na_rep='', border=0) if len(df) else '<p>None.</p>'
 
@@ -140,6 +145,7 @@ _CSS = ('body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px} tabl
 _SECTIONS = {'summary':'Summary', 'calibration':'Calibration', 'needs-data':'Classes that need more data', 'per-class':'Per-class report',
              'confusion':'Confusion matrix', 'most-confused':'Most confused pairs', 'top-losses':'Top losses, with Grad-CAM', 'curves':'Training curves'}
 
+# %% ../nbs/08_interpret.ipynb #7ee3a963
 def report_html(
     res:dict,              # from `evaluate`
     learn:Learner|None=None, # for Grad-CAM on the top losses and confused pairs (None: tables only)

