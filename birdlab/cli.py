@@ -24,7 +24,7 @@ def _recipe(
     size:int=224,        # image size
     bs:int=32,           # batch size (all GPUs together)
     lr:float=None,       # base learning rate (default 2e-3)
-    aug:str='default',   # augmentation preset: none, light, default, strong
+    aug:str='default',   # augmentation preset: none, light, default, strong, weather (fog, haze, blur, colour)
     seed:int=42,         # seed for split and training
 )->dict:
     "The training recipe that `train`, `compare` and `distill` share (their options via `delegates`), defaults filled in."

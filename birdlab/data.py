@@ -13,7 +13,9 @@ import numpy as np, pandas as pd, torch
 from PIL import Image
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize,
                                aug_transforms, DataLoaders, PILImage, TransformBlock, IntToFloatTensor, Transform,
-                               TfmdDL, TensorImage, TensorCategory)
+                               TfmdDL, TensorImage, TensorCategory, RandTransform, Hue, Saturation)
+import torch.nn.functional as F
+from fastcore.basics import store_attr
 from fastai.data.load import _loaders
 from fastai.torch_core import to_device
 from fastprogress.fastprogress import progress_bar
@@ -23,8 +25,47 @@ from .core import world_size
 from .split import read_data, split_table, check_images, check_species, undecodable
 
 # %% auto #0
-__all__ = ['AUG_PRESETS', 'LOADERS', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache', 'PhotoArray', 'cache_info',
-           'clean_cache', 'ArrayDL', 'get_dls', 'test_dl', 'inference_dls']
+__all__ = ['AUG_PRESETS', 'LOADERS', 'Weather', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache', 'PhotoArray',
+           'cache_info', 'clean_cache', 'ArrayDL', 'get_dls', 'test_dl', 'inference_dls']
+
+# %% ../nbs/04_data.ipynb #5c2f41b9
+def _blur(x:torch.Tensor, sigma:torch.Tensor)->torch.Tensor:
+    "Gaussian blur of each image of batch `x` (n, c, h, w) with its own `sigma` (n,) in pixels; separable, edges reflected."
+    n, c, h, w = x.shape
+    r = max(1, math.ceil(2*float(sigma.max())))
+    t = torch.arange(-r, r+1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-t[None]**2/(2*sigma.to(x.dtype)[:, None].clamp_min(1e-3)**2))
+    k = (k/k.sum(1, keepdim=True)).repeat_interleave(c, 0)
+    y = F.pad(x.reshape(1, n*c, h, w), (r, r, r, r), mode='reflect')
+    y = F.conv2d(y, k[:, None, :, None], groups=n*c)
+    return F.conv2d(y, k[:, None, None, :], groups=n*c).reshape(n, c, h, w)
+
+# %% ../nbs/04_data.ipynb #a11bccd7
+class Weather(RandTransform):
+    "Fog or haze (a veil, thicker towards the top of the frame) and a slight blur, on a random share of each training batch, on its device."
+    split_idx, order = 0, 45   # training only; after fastai's lighting (40), before Normalize (99)
+    def __init__(self,
+        p:float=0.5,          # share of the photos that get weather
+        max_fog:float=0.5,    # thickest veil: at the top of the frame, this share of each pixel is fog
+        max_blur:float=1.5,   # strongest blur: its Gaussian sigma, in pixels at the training size
+    ):
+        super().__init__(p=1.)   # drawn per photo, below
+        store_attr('p,max_fog,max_blur')
+
+    def before_call(self, b, split_idx:int):
+        super().before_call(b, split_idx)
+        x = b[0] if isinstance(b, (tuple, list)) else b
+        n, dev = x.shape[0], x.device
+        on = (torch.rand(n, device=dev) < self.p).float()
+        self.fog, self.sigma = torch.rand(n, device=dev)*self.max_fog*on, torch.rand(n, device=dev)*self.max_blur*on
+        self.tint, self.thin = 0.7+0.25*torch.rand(n, device=dev), torch.rand(n, device=dev)   # the veil's brightness; how much it thins downwards
+
+    def encodes(self, x:TensorImage):
+        h = x.shape[2]
+        depth = 1 - self.thin[:, None]*torch.linspace(0, 1, h, device=x.device)[None]     # 1 at the top of the frame
+        a = (self.fog[:, None]*depth)[:, None, :, None].to(x.dtype)
+        x = x*(1-a) + self.tint[:, None, None, None].to(x.dtype)*a
+        return _blur(x, self.sigma).clamp(0, 1) if bool((self.sigma > 0).any()) else x
 
 # %% ../nbs/04_data.ipynb #03db73a6
 AUG_PRESETS = {
@@ -32,10 +73,11 @@ AUG_PRESETS = {
     'light':   dict(max_rotate=5,  max_zoom=1.05, max_warp=0.1, max_lighting=0.1, min_scale=0.9),
     'default': dict(max_rotate=10, max_zoom=1.1,  max_warp=0.2, max_lighting=0.2, min_scale=0.75),
     'strong':  dict(max_rotate=20, max_zoom=1.3,  max_warp=0.3, max_lighting=0.4, min_scale=0.5),
+    'weather': dict(max_rotate=10, max_zoom=1.1,  max_warp=0.2, max_lighting=0.3, min_scale=0.75, max_hue=0.05, weather=dict(p=0.5)),
 }
 
 def aug_tfms(
-    aug:str|dict|list|None='default', # a preset name, `aug_transforms` arguments, or a list of transforms
+    aug:str|dict|list|None='default', # a preset name, `aug_transforms` arguments (and `max_hue`, `weather`), or a list of transforms
     size:int=224,                     # the training size
 )->list:
     "Batch transforms for augmentation preset `aug` at `size`."
@@ -44,7 +86,10 @@ def aug_tfms(
         if aug not in AUG_PRESETS: raise ValueError(f"Unknown augmentation preset {aug!r}: choose one of {list(AUG_PRESETS)}, or pass a dict of aug_transforms arguments.")
         aug = AUG_PRESETS[aug]
     if aug is None: return []
-    return aug_transforms(size=size, do_flip=True, flip_vert=False, **aug)
+    aug = dict(aug); hue, weather = aug.pop('max_hue', None), aug.pop('weather', None)   # birdlab's additions to `aug_transforms`
+    tfms = aug_transforms(size=size, do_flip=True, flip_vert=False, **aug)
+    if hue: tfms += [Saturation(max_lighting=aug.get('max_lighting', 0.2)), Hue(max_hue=hue)]
+    return tfms + ([Weather(**weather)] if weather is not None else [])
 
 # %% ../nbs/04_data.ipynb #f0804c49
 class PILImageUpright(PILImage):
