@@ -384,16 +384,16 @@ def model_card(
     learn:Learner,         # the learner it was exported from
     cal:dict|None=None,    # calibration (temperature, threshold)
     metrics:dict|None=None,# measured figures for this file
-    **extra,               # more entries (arch, source run...)
+    **extra,               # more entries (arch, source run...), or ones that replace the defaults (`input`, `output` of other formats)
 )->dict:
     "The model card of `fn`: classes, preprocessing, calibration, metrics, versions, sha256."
     fn = Path(fn)
-    return dict(format=fn.suffix.lstrip('.'), file=fn.name, sha256=digest(fn), bytes=nbytes(fn),
+    return {**dict(format=fn.suffix.lstrip('.'), file=fn.name, sha256=digest(fn), bytes=nbytes(fn),
                 input=dict(name='image', **preprocessing(learn)), output=dict(name='logits', activation='softmax'),
                 classes=list(learn.dls.vocab), temperature=(cal or {}).get('temperature', 1.0),
                 threshold=(cal or {}).get('threshold', 0.0), target_precision=(cal or {}).get('target_precision'),
                 metrics=metrics or {}, versions={**versions(), 'onnx':onnx.__version__, 'onnxruntime':ort.__version__},
-                created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), **extra)
+                created=time.strftime('%Y-%m-%dT%H:%M:%S%z')), **extra}
 
 # %% ../nbs/12b_export.ipynb #cd0d9ddc
 def _accuracy(p, y, cal):
@@ -455,13 +455,13 @@ def _export_executorch(job:_Job):
 # %% ../nbs/12b_export.ipynb #00a9c1bd
 def _export_tflite(job:_Job):
     "Run by LiteRT's interpreter on the test photos; the int8-weight file is refused like ONNX's if it breaks."
-    size, vocab = preprocessing(job.learn)['size'], list(job.learn.dls.vocab)
+    pre, vocab = preprocessing(job.learn), list(job.learn.dls.vocab)
     fs = to_tflite(job.learn, job.out/'model.tflite', job.out/'model_int8.tflite' if job.int8 else None, job.cal)
     for kind, f in zip(('fp32', 'int8'), fs):
-        job.check(f'tflite_{kind}', f, tflite_probs(f, job.xt), **tflite_checks(f, vocab, size))
+        job.check(f'tflite_{kind}', f, tflite_probs(f, job.xt), **tflite_checks(f, vocab, pre['size']))
         if kind=='int8' and job.refused('tflite_int8', f): continue
-        card = job.card(f'tflite_{kind}', f, **({'quantization':'int8 weights, dynamic range (float input and output)'} if kind=='int8' else {}))
-        c = json.loads(card.read_text()); c['input']['layout'] = 'NHWC'; save_json(card, c)
+        job.card(f'tflite_{kind}', f, input=dict(name='image', **{**pre, 'layout':'NHWC'}),
+                 **({'quantization':'int8 weights, dynamic range (float input and output)'} if kind=='int8' else {}))
 
 # %% ../nbs/12b_export.ipynb #6de7c4cd
 def _export_coreml(job:_Job):
@@ -473,10 +473,8 @@ def _export_coreml(job:_Job):
     want = scale_probs(torch.from_numpy(job.ref), cal['temperature']).numpy() if cal else job.ref
     job.rep['coreml'] = dict(file=f.name, **coreml_checks(f, list(learn.dls.vocab), pre['size']), converted_max_abs_diff=float(np.abs(pc-want).max()), precision='float16',
                              runtime='Core ML runs on Apple systems only: the package was checked for its structure, and the calibrated network it was converted from on the test photos')
-    card = job.card('coreml', f); c = json.loads(card.read_text())
-    c['input'] = dict(name='image', kind='RGB image', **{k: c['input'][k] for k in ('size', 'resize', 'presize')})
-    c['output'] = dict(name='classLabel_probs', activation='softmax of logits / temperature (calibrated)', label='classLabel')
-    save_json(card, c)
+    job.card('coreml', f, input=dict(name='image', kind='RGB image', **{k: pre[k] for k in ('size', 'resize', 'presize')}),
+             output=dict(name='classLabel_probs', activation='softmax of logits / temperature (calibrated)', label='classLabel'))
 
 # %% ../nbs/12b_export.ipynb #fefc86f4
 EXPORTERS = dict(onnx=_export_onnx, ort=_export_ort, executorch=_export_executorch, coreml=_export_coreml, tflite=_export_tflite)
