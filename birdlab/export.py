@@ -7,7 +7,7 @@ Docs: https://birdlab.github.io/birdlab/export.html.md"""
 # %% ../nbs/12b_export.ipynb #b3447a06
 from __future__ import annotations
 import copy, hashlib, importlib, importlib.util, json, os, shutil, subprocess, sys, tempfile, time, warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -408,15 +408,17 @@ def _accuracy(p, y, cal):
 class _Job:
     "One `export_run`: the learner, the photos and PyTorch's answers, where files go, and the report being written."
     learn:Learner; out:Path; xt:np.ndarray; yt:np.ndarray; xv:np.ndarray; ref:np.ndarray; cal:dict|None
-    src:dict; rep:dict; res:dict; int8:bool; int8_max_drop:float; opset:int
+    src:dict; rep:dict; int8:bool; int8_max_drop:float; opset:int
+    files:dict = field(default_factory=dict)   # the exported files, by entry
+    cards:dict = field(default_factory=dict)   # the ONNX cards, as `export_run` has always returned them
 
     def check(self, key:str, f:Path, p:np.ndarray, **extra)->dict:
         "Record the figures of `f` (the report's entry `key`) from its probabilities `p` on the test photos."
         self.rep[key] = dict(file=f.name, **_accuracy(p, self.yt, self.cal), **parity(self.ref, p), **extra); return self.rep[key]
 
     def card(self, key:str, f:Path, card:Path|None=None, res:str|None=None, **extra)->Path:
-        "Write the model card of `f` (default `f`.json) with the figures of `key`, and list `f` in the results (as `res`, default `key`)."
-        self.res[res or key] = f
+        "Write the model card of `f` (default `f`.json) with the figures of `key`, and list `f` in `files` (as `res`, default `key`)."
+        self.files[res or key] = f
         return save_json(card or f.with_name(f.name+'.json'), model_card(f, self.learn, self.cal, metrics=self.rep[key], **self.src, **extra))
 
     def refused(self, key:str, f:Path)->bool:
@@ -432,18 +434,19 @@ class _Job:
 def _export_onnx(job:_Job):
     "ONNX fp32, then the int8 model calibrated on the validation photos (refused if it breaks)."
     fp32 = to_onnx(job.learn, job.out/'model.onnx', job.opset)
-    job.check('onnx_fp32', fp32, onnx_probs(ort_session(fp32), job.xt)); job.card('onnx_fp32', fp32, job.out/'model.json', 'onnx', opset=job.opset)
+    job.check('onnx_fp32', fp32, onnx_probs(ort_session(fp32), job.xt)); job.cards['card'] = job.card('onnx_fp32', fp32, job.out/'model.json', 'onnx', opset=job.opset)
     if not job.int8: return
     q8 = stamp_metadata(quantize_int8(fp32, job.out/'model_int8.onnx', job.xv), onnx_metadata(fp32))
     job.check('onnx_int8', q8, onnx_probs(ort_session(q8), job.xt), n_calibration=int(len(job.xv)))
-    if not job.refused('onnx_int8', q8): job.card('onnx_int8', q8, job.out/'model_int8.json', opset=job.opset, quantization='int8 static QDQ, per-channel')
+    if not job.refused('onnx_int8', q8):
+        job.cards['card_int8'] = job.card('onnx_int8', q8, job.out/'model_int8.json', opset=job.opset, quantization='int8 static QDQ, per-channel')
 
 # %% ../nbs/12b_export.ipynb #17214b39
 def _export_ort(job:_Job):
     "The same checks on each .ort file (made from each .onnx one), with its own card."
     for kind, src in (('fp32', 'onnx'), ('int8', 'onnx_int8')):
-        if src not in job.res: continue
-        f = to_ort(job.res[src]); job.check(f'ort_{kind}', f, onnx_probs(ort_session(f), job.xt))
+        if src not in job.files: continue
+        f = to_ort(job.files[src]); job.check(f'ort_{kind}', f, onnx_probs(ort_session(f), job.xt))
         job.card(f'ort_{kind}', f, opset=job.opset, **({'quantization':'int8 static QDQ, per-channel'} if kind=='int8' else {}))
 
 # %% ../nbs/12b_export.ipynb #5f0f9675
@@ -505,13 +508,12 @@ def export_run(
     ref = torch_probs(learn, xt)
     rep = dict(run=str(run), n_test=int(len(yt)), pytorch=_accuracy(ref, yt, cal))
     job = _Job(learn, out, xt, yt, xv, ref, cal, dict(arch=Run(run).read_json('config', {}).get('arch'), run=str(run.resolve())),
-               rep, dict(out=out, report=rep), int8, int8_max_drop, opset)
+               rep, int8, int8_max_drop, opset)
     for t in EXPORT_FORMATS:
         if t=='onnx' or t in to: EXPORTERS[t](job)
-    job.res.update(card=out/'model.json', **({'card_int8': out/'model_int8.json'} if 'onnx_int8' in job.res else {}))
-    rep['mb'] = {f.name: round(nbytes(f)/2**20, 2) for f in [Run(run).weights, *(v for k,v in job.res.items() if k not in ('out', 'report', 'card', 'card_int8'))] if f.exists()}
+    rep['mb'] = {f.name: round(nbytes(f)/2**20, 2) for f in [Run(run).weights, *job.files.values()] if f.exists()}
     save_json(out/'export.json', rep)
-    return job.res
+    return dict(out=out, report=rep, **job.files, **job.cards)
 
 # %% ../nbs/12b_export.ipynb #772cdd48
 def export_rows(
