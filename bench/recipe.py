@@ -44,7 +44,7 @@ def birdlab_train(table:pd.DataFrame, size:int, epochs:int, seed:int, cpu:bool, 
     from birdlab.data import test_dl
     with tempfile.TemporaryDirectory() as d:
         t0 = time.time()
-        learn = train(table, size=size, epochs=kwargs.pop('epochs', epochs), seed=seed, cpu=cpu, out=Path(d)/'run', **kwargs)
+        learn = train(table, size=kwargs.pop("size", size), epochs=kwargs.pop("epochs", epochs), seed=seed, cpu=cpu, out=Path(d)/'run', **kwargs)
         secs = time.time()-t0
         p,y = learn.get_preds(dl=test_dl(learn.dls))
         pt,_ = learn.tta(dl=test_dl(learn.dls))   # the same model, evaluated with test-time augmentation

@@ -19,16 +19,20 @@ from .core import sample_path, atomic_write, new_run_dir, WeightsUnavailableErro
 
 # %% ../nbs/14_cli.ipynb #9743abc2
 def _recipe(
-    epochs:int=8,        # epochs with the whole network unfrozen
-    freeze_epochs:int=1, # epochs training the new head only, first
-    size:int=224,        # image size
-    bs:int=32,           # batch size (all GPUs together)
-    lr:float=None,       # base learning rate (default 2e-3)
-    aug:str='default',   # augmentation preset: none, light, default, strong, weather (fog, haze, blur, colour)
-    seed:int=42,         # seed for split and training
+    recipe:str='default',  # settings preset: fast, default or best (see the learner chapter); the options below replace its settings
+    epochs:int=None,       # epochs with the whole network unfrozen
+    freeze_epochs:int=None,# epochs training the new head only, first
+    size:int=None,         # image size (the last one, with --progressive)
+    bs:int=32,             # batch size (all GPUs together)
+    lr:float=None,         # base learning rate
+    lr_mult:float=None,    # the body learns at lr/lr_mult once unfrozen (fastai's fine_tune: 100)
+    progressive:str=None,  # progressive resizing: image sizes for the unfrozen epochs in turn, e.g. 128,224 ('none': off)
+    aug:str=None,          # augmentation preset: none, light, default, strong, weather (fog, haze, blur, colour)
+    seed:int=42,           # seed for split and training
 )->dict:
-    "The training recipe that `train`, `compare` and `distill` share (their options via `delegates`), defaults filled in."
-    return dict(epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, aug=aug, seed=seed)
+    "The training recipe that `train`, `compare` and `distill` share (their options via `delegates`); unset options come from `recipe`."
+    return dict(recipe=recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, lr_mult=lr_mult,
+                progressive=progressive, aug=aug, seed=seed)
 
 # %% ../nbs/14_cli.ipynb #1627f742
 def _train_and_report(data, out, learn=None, **kwargs)->dict|None:
@@ -40,6 +44,8 @@ def _train_and_report(data, out, learn=None, **kwargs)->dict|None:
     _print_eval(res)
     print(f"\nTest accuracy {m['test_accuracy']:.1%} (top-5 {m['test_top5_accuracy']:.1%}) on {m['n_test']} images, "
           f"{m['n_classes']} species; device {m['device']}; {time.time()-t0:.0f} s\nRun folder: {res['out']} (report.html)")
+    if m.get('tta'): print(f"Test-time augmentation helped on validation ({m['valid_accuracy']:.1%} -> {m['valid_accuracy_tta']:.1%}): "
+                           f"test accuracy {m['test_accuracy_tta']:.1%} with it (`birdlab evaluate --tta`; exported models predict without it)")
     return m
 
 # %% ../nbs/14_cli.ipynb #d5cfd282
@@ -78,7 +84,7 @@ def train_cmd(
     gpus:int=1,                    # GPUs to train on, one process each (Accelerate); with --cpu, that many CPU processes
     compile:store_true=False,      # torch.compile the model (faster steps on a GPU once compiled; the first epoch pays)
     resume:str=None,               # continue this interrupted run folder from its last finished epoch (other options come from it)
-    **recipe,                      # epochs, freeze_epochs, size, bs, lr, aug, seed (see `_recipe`)
+    **recipe,                      # recipe, epochs, freeze_epochs, size, bs, lr, lr_mult, progressive, aug, seed (see `_recipe`)
 ):
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
     from birdlab.core import world_size

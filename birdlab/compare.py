@@ -57,19 +57,18 @@ def compare(
     n_latency:int=30,       # CPU latency runs per model
     seed:int=42,            # split and training seed, the same for all
     pretrained:bool=True,   # False: all from scratch (labelled so)
-    **kwargs,               # the recipe, passed on to `birdlab.learner.train` (epochs, size, bs, lr, aug...)
+    **kwargs,               # the recipe, passed on to `birdlab.learner.train` (recipe, epochs, size, bs, lr, aug...)
 )->pd.DataFrame:            # one row per arch, columns `COLUMNS`
     "Train every arch in `archs` with one recipe and compare accuracy, size and speed."
     out = new_run_dir(out, prefix='compare')
     table = split_table(read_data(src), seed=seed)
-    size = kwargs.get('size', 224)
     rows = []
     for arch in archs:
         row = dict(arch=arch)
         try: learn = train(table, arch=arch, out=out/arch, seed=seed, pretrained=pretrained, **kwargs)
         except WeightsUnavailableError as e:
             rows.append(dict(row, weights=f'unavailable: {e}')); print(f"{arch}: no weights here, skipped ({e})"); continue
-        man = learn.dls.table
+        man, size = learn.dls.table, Run(out/arch).read_json('config')['size']
         valid = classification_metrics(get_preds(learn, man[man.split=='valid']), prefix='valid_')
         test = classification_metrics(get_preds(learn), prefix='test_')
         row.update(weights=learn.model.pretrained_cfg.get('birdlab_source') if pretrained else 'from scratch',

@@ -19,12 +19,12 @@ from fastcore.meta import delegates
 from .core import atomic_write, save_json, default_device, new_run_dir, is_main, Run
 from .learner import train
 from .split import read_data
-from .evaluate import (Preds, get_preds, check_labels, calibrate, evaluate, save_evaluation, apply_calibration, load_calibration, load_run,
+from .evaluate import (Preds, get_preds, classification_metrics, check_labels, calibrate, evaluate, save_evaluation, apply_calibration, load_calibration, load_run,
                               plot_reliability, plot_confusion, plot_curves)
 
 # %% auto #0
 __all__ = ['cam_layer', 'grad_cam', 'overlay', 'audit_flags', 'error_grid', 'confused_examples', 'report_html', 'report_run',
-           'train_and_report', 'evaluate_run']
+           'tta_choice', 'train_and_report', 'evaluate_run']
 
 # %% ../nbs/08_interpret.ipynb #fad57569
 def cam_layer(
@@ -209,19 +209,30 @@ def report_run(
     report_html(res, learn, Run(out).report, findings=findings, history=hist, title=title or f'birdlab evaluation: {out}')
     return res
 
+# %% ../nbs/08_interpret.ipynb #6e7615b8
+def tta_choice(learn:Learner, min_gain:float=0.)->dict:
+    "Validation accuracy with and without test-time augmentation, and `tta`: whether TTA gains more than `min_gain` there."
+    man = learn.dls.table; va = man[man.split=='valid']
+    plain, aug = (classification_metrics(get_preds(learn, va, tta=t), prefix='valid_')['valid_accuracy'] for t in (False, True))
+    return dict(valid_accuracy=plain, valid_accuracy_tta=aug, tta=bool(aug > plain+min_gain))
+
 # %% ../nbs/08_interpret.ipynb #9ccf08a1
 @delegates(train)
 def train_and_report(
     data,                    # what `train` takes: a folder per species, a split tree or a CSV
     out:str|Path|None=None,  # the run folder (new or empty)
     learn:Learner|None=None, # an already trained learner (a resumed run): only report on it
+    tta:bool|str='auto',     # also report test accuracy with test-time augmentation: 'auto' if it helps on validation
     **kwargs,
 )->dict|None:                # the `evaluate` result; None in the training processes other than the first
     "Train on `data`, calibrate on the validation rows, evaluate on the test rows, and write everything (report.html too) to the run folder `res['out']`."
     learn = learn or train(data, out=out, **kwargs)
     if not is_main(): return None
-    res = report_run(learn, learn.path, extra=dict(arch=learn.arch, device=str(learn.dls.device), train_seconds=round(learn.train_time, 1)),
-                     title=f'birdlab: {learn.arch} on {data}')
+    extra = dict(arch=learn.arch, device=str(learn.dls.device), train_seconds=round(learn.train_time, 1))
+    if tta=='auto': extra.update(tta_choice(learn))
+    if tta is True or extra.get('tta'):
+        extra.update(tta=True, test_accuracy_tta=classification_metrics(get_preds(learn, tta=True))['test_accuracy'])
+    res = report_run(learn, learn.path, extra=extra, title=f'birdlab: {learn.arch} on {data}')
     res['out'] = learn.path
     return res
 

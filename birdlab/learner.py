@@ -22,9 +22,9 @@ from .models import create_model, model_stats
 from .distrib import init_distrib, rank0_first, distributed, leave_distrib, check_split
 
 # %% auto #0
-__all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter', 'make_learner',
-           'fine_tune_phases', 'Checkpoint', 'export_learner', 'versions', 'train', 'resume', 'read_config',
-           'learner_from_run']
+__all__ = ['RECIPES', 'ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter',
+           'make_learner', 'stage_epochs', 'fine_tune_phases', 'Checkpoint', 'export_learner', 'versions',
+           'parse_sizes', 'recipe_settings', 'train', 'resume', 'read_config', 'learner_from_run']
 
 # %% ../nbs/06_learner.ipynb #ef29974c
 class ReduceLROnPlateau(_FastaiReduceLROnPlateau):
@@ -142,6 +142,11 @@ def _one_cycle(learn:Learner, n_epoch:int, lr_max, start:int=0, pct_start:float=
     learn.fit(n_epoch-start, cbs=ParamScheduler({'lr': tail(combined_cos(pct_start, lr/div, lr, lr/div_final)),
                                                  'mom': tail(combined_cos(pct_start, *learn.moms))}))
 
+# %% ../nbs/06_learner.ipynb #559f8578
+def stage_epochs(epochs:int, n:int)->list:
+    "Split `epochs` over `n` stages of progressive resizing: equal parts, the remainder to the last (full-size) stage."
+    return [epochs//n]*(n-1) + [epochs - (n-1)*(epochs//n)]
+
 # %% ../nbs/06_learner.ipynb #99762984
 def fine_tune_phases(
     learn:Learner,        # the learner to fine-tune
@@ -150,17 +155,26 @@ def fine_tune_phases(
     freeze_epochs:int=1,  # epochs on the head alone first (0: none)
     start:dict|None=None, # where to resume: {'phase': 'frozen' or 'unfrozen', 'epoch': epochs of it done}
     lr_mult:float=100,    # the body's learning rate is `lr/lr_mult` in the unfrozen phase
+    sizes:list|None=None, # progressive resizing: the unfrozen epochs in stages at these image sizes (see `stage_epochs`)
+    resize=None,          # `resize(size)` gives the loaders at `size` (needed with `sizes`)
 ):
-    "fastai's `fine_tune`, in two phases that may each be empty, and that can start part-way to resume an interrupted run."
+    "fastai's `fine_tune`, in two phases that may each be empty, the second in stages of growing image size if asked, able to start part-way to resume."
+    if sizes and resize is None: raise ValueError("fine_tune_phases: `sizes` needs `resize`, a function that gives the loaders at a size.")
     phase,done = (start['phase'], start['epoch']) if start else ('frozen', 0)
+    sizes = list(sizes or [None])
     if phase=='frozen' and done < freeze_epochs:
+        if sizes[0] is not None: learn.dls = resize(sizes[0])
         learn.freeze(); learn.phase,learn.epoch0 = 'frozen',done
         _one_cycle(learn, freeze_epochs, slice(base_lr), start=done, pct_start=0.99)
     if phase=='frozen': done = 0
     learn.unfreeze()
-    if done < epochs:
-        learn.phase,learn.epoch0 = 'unfrozen',done
-        _one_cycle(learn, epochs, slice(base_lr/2/lr_mult, base_lr/2), start=done, pct_start=0.3, div=5.0)
+    first = 0   # epochs of the unfrozen phase before this stage
+    for size,n in zip(sizes, stage_epochs(epochs, len(sizes))):
+        if n and done < first+n:
+            if size is not None: learn.dls = resize(size)
+            learn.phase,learn.epoch0 = 'unfrozen',max(done, first)
+            _one_cycle(learn, n, slice(base_lr/2/lr_mult, base_lr/2), start=max(done-first, 0), pct_start=0.3, div=5.0)
+        first += n
     learn.epoch0 = 0
 
 # %% ../nbs/06_learner.ipynb #c6b6f55d
@@ -226,6 +240,46 @@ def _check_distrib(out, find_lr, bs, n):
                                      "(`birdlab train --gpus N` picks one for you).")
     check_split(n, bs, find_lr)
 
+# %% ../nbs/06_learner.ipynb #af06f120
+RECIPES = dict(
+    fast    = dict(epochs=8, freeze_epochs=1, size=224, lr=2e-3, lr_mult=100, aug='default', progressive=None),
+    default = dict(epochs=8, freeze_epochs=1, size=224, lr=2e-3, lr_mult=100, aug='default', progressive=None),
+    best    = dict(epochs=8, freeze_epochs=1, size=224, lr=2e-3, lr_mult=100, aug='default', progressive=None),
+)
+
+# %% ../nbs/06_learner.ipynb #14df6e21
+def parse_sizes(sizes)->list|None:
+    "`'128,224'`, `[128, 224]` -> `[128, 224]`; `None`, `False`, `''`, `'none'` or a single size -> `None` (no progressive resizing)."
+    if sizes is None or sizes is False or (isinstance(sizes, str) and sizes.strip().lower() in ('', 'none', 'off')): return None
+    try: out = [int(s) for s in (sizes.split(',') if isinstance(sizes, str) else sizes)]
+    except (TypeError, ValueError): raise ValueError(f"progressive={sizes!r}: give image sizes in increasing order, like '128,224' or [128, 224].") from None
+    if any(s<8 for s in out) or out!=sorted(set(out)): raise ValueError(f"progressive={sizes!r}: give image sizes of at least 8 px in increasing order, like '128,224'.")
+    return out if len(out)>1 else None
+
+# %% ../nbs/06_learner.ipynb #98ef876c
+def recipe_settings(
+    recipe:str='default', # a name in `RECIPES`
+    **given,              # settings that replace the recipe's (those left at None keep it)
+)->dict:
+    "The settings `train` uses: `recipe`'s, with those `given` in their place and progressive sizes checked against `size`."
+    if recipe not in RECIPES: raise ValueError(f"recipe={recipe!r}: choose one of {', '.join(RECIPES)}.")
+    r = {**RECIPES[recipe], **{k:v for k,v in given.items() if v is not None}}
+    p, mine = parse_sizes(r.get('progressive')), given.get('progressive') is not None
+    if p and mine and given.get('size') is None: r['size'] = p[-1]
+    if p and p[-1]!=r['size']:
+        if mine: raise ValueError(f"progressive={p}: the last size is the one the run trains at, {r['size']}; end it there ({[*p[:-1], r['size']]}), or leave the size out.")
+        p = [*(max(32, 32*round(s*r['size']/p[-1]/32)) for s in p[:-1]), r['size']]
+    return {**r, 'progressive': parse_sizes(p)}
+
+# %% ../nbs/06_learner.ipynb #d6aab7e1
+def _resizer(dls:DataLoaders, size:int, stats:tuple, **kwargs):
+    "`resize(s)`: loaders on `dls`'s split at image size `s` (`get_dls` with `kwargs`), normalised with `stats`; only the latest kept."
+    held = [size, dls]
+    def resize(s:int)->DataLoaders:
+        if s!=held[0]: held[:] = [s, set_normalize(rank0_first(get_dls, dls.table, size=s, **kwargs), stats)]
+        return held[1]
+    return resize
+
 # %% ../nbs/06_learner.ipynb #16094828
 def _plain(v)->bool: return v is None or isinstance(v, (bool, int, float, str))
 
@@ -250,32 +304,36 @@ def _check_fresh(out):
     if cfn is not None and cfn.is_file() and json.loads(cfn.read_text()).get('complete') is False: raise FileExistsError(_interrupted_msg(out))
 
 # %% ../nbs/06_learner.ipynb #6eb13ad4
-def _fit_and_finish(learn:Learner, cfg:dict, start:dict|None=None)->Learner:
+def _fit_and_finish(learn:Learner, cfg:dict, start:dict|None=None, resize=None)->Learner:
     "Fine-tune `learn` (from `start` when resuming) with checkpoints, then write `model.pkl`, `model.pth` and the final `config.json`."
     out = Path(learn.path)
     learn.add_cb(Checkpoint())
     t0 = time.time()
     try:
-        with distributed(learn): fine_tune_phases(learn, cfg['epochs'], cfg['lr'], cfg['freeze_epochs'], start=start)
+        with distributed(learn): fine_tune_phases(learn, cfg['epochs'], cfg['lr'], cfg['freeze_epochs'], start=start,
+                                                   lr_mult=cfg.get('lr_mult', 100), sizes=cfg.get('progressive'), resize=resize)
     except KeyboardInterrupt: raise KeyboardInterrupt(f"Training interrupted. {_interrupted_msg(out)}") from None
     learn.train_time = time.time()-t0 + float(cfg.get('train_seconds') or 0)
     learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, Checkpoint)))
     if not leave_distrib(): return learn   # only process 0 writes
     export_learner(learn)
-    Run(out).write_json('config', {**cfg, 'train_seconds':round(learn.train_time, 1), 'complete':True})
+    Run(out).write_json('config', {**cfg, 'presize':learn.dls.presize, 'train_seconds':round(learn.train_time, 1), 'complete':True})   # the final size's
     return learn
 
 # %% ../nbs/06_learner.ipynb #46c6d617
 def train(
     src,                           # data: folder, split tree, CSV manifest or table
     arch:str='efficientnet_lite0', # architecture (see `birdlab.models.ARCHS`)
-    epochs:int=8,                  # epochs with the whole network unfrozen
-    freeze_epochs:int=1,           # epochs training only the new head first (0: none)
-    size:int=224,                  # image size
+    recipe:str='default',          # settings preset (see `RECIPES`): the settings below left at None come from it
+    epochs:int|None=None,          # epochs with the whole network unfrozen
+    freeze_epochs:int|None=None,   # epochs training only the new head first (0: none)
+    size:int|None=None,            # image size (the last one, with `progressive`)
     bs:int=32,                     # batch size (in all processes together, when several train)
-    lr:float|None=None,            # base learning rate; None: 2e-3, or lr_find's if `find_lr`
+    lr:float|None=None,            # base learning rate (lr_find's if `find_lr`)
+    lr_mult:float|None=None,       # the body learns at `lr/lr_mult` once unfrozen (fastai's `fine_tune`: 100)
+    progressive:list|str|None=None,# progressive resizing: sizes for the unfrozen epochs in turn, ending at `size` ('128,224'); 'none': off
     find_lr:bool=False,            # run `lr_find` to choose `lr`
-    aug:str='default',             # augmentation preset
+    aug:str|None=None,             # augmentation preset (see `birdlab.data.AUG_PRESETS`)
     seed:int=42,                   # seed for split, init and order
     pretrained:bool=True,          # start from ImageNet weights
     out:str|Path|None=None,        # run folder (must be new or empty); default runs/<arch>-<time>
@@ -284,27 +342,29 @@ def train(
     cache:bool|str|None=None,      # cache root for the photo array (see `birdlab.data.get_dls`); False: read the photo files
     **kwargs,                      # passed on to `make_learner`
 )->Learner:
-    "Fine-tune `arch` on `src` and write model, log, manifest and config to a new run folder (data-parallel under `accelerate launch`)."
+    "Fine-tune `arch` on `src` with `recipe` and write model, log, manifest and config to a new run folder (data-parallel under `accelerate launch`)."
+    r = recipe_settings(recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, lr=lr, lr_mult=lr_mult, progressive=progressive, aug=aug)
     n = world_size()
     if n>1: _check_distrib(out, find_lr, bs, n)
-    if epochs<0 or freeze_epochs<0 or epochs+freeze_epochs<1: raise ValueError(
-        f"epochs={epochs}, freeze_epochs={freeze_epochs}: give at least one epoch in all (neither negative).")
+    if r['epochs']<0 or r['freeze_epochs']<0 or r['epochs']+r['freeze_epochs']<1: raise ValueError(
+        f"epochs={r['epochs']}, freeze_epochs={r['freeze_epochs']}: give at least one epoch in all (neither negative).")
     _check_fresh(out)
     named = out is None
     out = Run.create(out, prefix=arch, reuse_claim=n>1).path if is_main() else Path(out)
     seed_everything(seed)
     device = init_distrib(cpu)
-    try: dls = rank0_first(get_dls, src, size=size, bs=bs//n, aug=aug, seed=seed, device=device, loader=loader, cache=cache)
+    first = (r['progressive'] or [r['size']])[0]
+    dl_kw = dict(bs=bs//n, aug=r['aug'], seed=seed, device=device, loader=loader, cache=cache)
+    try: dls = rank0_first(get_dls, src, size=first, **dl_kw)
     except BaseException:
         if is_main(): release_run_dir(out, remove=named)   # bad data: leave no half run folder behind
         raise
     if n>1: seed_everything(seed+rank_distrib())  # each process its own augmentations
     learn = make_learner(dls, arch=arch, pretrained=pretrained, path=out, **kwargs)
-    if find_lr: lr = float(learn.lr_find(show_plot=False).valley)
-    cfg = _config(src, dls, learn, device, n, kwargs, arch=arch, pretrained=pretrained, epochs=epochs, freeze_epochs=freeze_epochs,
-                  size=size, lr=lr or 2e-3, find_lr=find_lr, aug=aug, seed=seed)
+    if find_lr: r['lr'] = float(learn.lr_find(show_plot=False).valley)
+    cfg = _config(src, dls, learn, device, n, kwargs, arch=arch, recipe=recipe, **r, find_lr=find_lr, seed=seed, pretrained=pretrained)
     if is_main(): write_manifest(dls.table, Run(out).manifest); Run(out).write_json('config', cfg)
-    return _fit_and_finish(learn, cfg)
+    return _fit_and_finish(learn, cfg, resize=_resizer(dls, first, model_stats(learn.model), **dl_kw))
 
 # %% ../nbs/06_learner.ipynb #3c4bd99d
 def resume(
@@ -322,13 +382,15 @@ def resume(
     pfn = Run(run).progress
     prog = json.loads(pfn.read_text()) if pfn.is_file() and Run(run).checkpoint.is_file() else None   # None: no epoch had finished
     seed_everything(cfg['seed'])
-    dls = get_dls(Run(run).manifest, size=cfg['size'], bs=cfg['bs'], aug=cfg['aug'], seed=cfg['seed'], device=default_device(cpu), cache=cache)
+    first = (cfg.get('progressive') or [cfg['size']])[0]
+    dl_kw = dict(bs=cfg['bs'], aug=cfg['aug'], seed=cfg['seed'], device=default_device(cpu), cache=cache)
+    dls = get_dls(Run(run).manifest, size=first, **dl_kw)
     learn = make_learner(dls, arch=cfg['arch'], pretrained=cfg['pretrained'] and prog is None, path=run, **cfg['learner'])
     if prog is not None:
         learn.create_opt(); learn.load('last', with_opt=True)   # fastai loads with torch's weights_only
         learn.add_cb(_Resumed(prog))
         print(f"Resuming {run} at epoch {prog['epoch']} of the {prog['phase']} phase.")
-    return _fit_and_finish(learn, cfg, start=prog)
+    return _fit_and_finish(learn, cfg, start=prog, resize=_resizer(dls, first, model_stats(learn.model), **dl_kw))
 
 # %% ../nbs/06_learner.ipynb #76629b5a
 def _bad_config(fn, why)->ValueError:
