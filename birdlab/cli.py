@@ -84,7 +84,7 @@ def train_cmd(
     gpus:int=1,                    # GPUs to train on, one process each (Accelerate); with --cpu, that many CPU processes
     compile:store_true=False,      # torch.compile the model (faster steps on a GPU once compiled; the first epoch pays)
     resume:str=None,               # continue this interrupted run folder from its last finished epoch (other options come from it)
-    **recipe,                      # recipe, epochs, freeze_epochs, size, bs, lr, lr_mult, progressive, aug, seed (see `_recipe`)
+    **settings,                    # recipe, epochs, freeze_epochs, size, bs, lr, lr_mult, progressive, aug, seed (see `_recipe`)
 ):
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
     from birdlab.core import world_size
@@ -93,7 +93,7 @@ def train_cmd(
         from birdlab.learner import resume as resume_run
         return _train_and_report(resume, resume, learn=resume_run(resume, cpu=cpu))
     if data is None: raise ValueError("birdlab train needs --data (a folder, split tree or CSV), or --resume RUN to continue an interrupted run.")
-    r = _recipe(**recipe)
+    r = _recipe(**settings)
     if gpus<1: raise ValueError(f"--gpus {gpus}: give 1 or more.")
     if gpus>1 and world_size()==1:   # start `gpus` processes that each run this command; process 0 reports
         out = launch_train(data, gpus, out=out, arch=arch, cpu=cpu, find_lr=find_lr, no_pretrained=no_pretrained, compile=compile, **r)
@@ -186,12 +186,12 @@ def compare_cmd(
     no_int8:store_true=False,      # skip the int8 export and its measurements
     no_pretrained:store_true=False,# all from random weights (labelled so)
     cpu:store_true=False,          # train on the CPU even when a GPU is present
-    **recipe,                      # epochs, freeze_epochs, size, bs, lr, aug, seed: the same for every arch
+    **settings,                    # epochs, freeze_epochs, size, bs, lr, aug, seed: the same for every arch
 ):
     "Train several architectures with one recipe and compare accuracy, size and speed; recommend the smallest that holds accuracy."
     from birdlab.compare import compare, recommend
     df = compare(data, archs=[a.strip() for a in archs.split(',') if a.strip()], out=out, int8=not no_int8,
-                 pretrained=not no_pretrained, cpu=cpu, **_recipe(**recipe))
+                 pretrained=not no_pretrained, cpu=cpu, **_recipe(**settings))
     print('\n' + df.drop(columns=['run']).to_string(index=False))
     if df.test_accuracy.notna().any():
         r = recommend(df); print(f"\nSmallest within 1 point of the best: {r.arch} (test accuracy {r.test_accuracy:.1%})")
@@ -231,14 +231,14 @@ def distill_cmd(
     alpha:float=0.7,               # weight of the teacher's soft targets (1-alpha: the labels)
     out:str=None,                  # run folder (new or empty); default runs/<student>-<time>
     cpu:store_true=False,          # train on the CPU even when a GPU is present
-    **recipe,                      # epochs, freeze_epochs, size, bs, lr, aug, seed
+    **settings,                    # epochs, freeze_epochs, size, bs, lr, aug, seed
 ):
     "Train a small student on the soft predictions of a teacher run or ensemble; writes a normal run folder."
     from birdlab.distill import DistillCallback
     src = [t.strip() for t in teacher.split(',')] if ',' in teacher else teacher
     first = Path(json.loads(Path(teacher).read_text())['members'][0] if teacher.endswith('.json') else src[0] if isinstance(src, list) else src)
     data = data or str(Run(first).manifest)
-    return _train_and_report(data, out, arch=student, cbs=[DistillCallback(src, T=temperature, alpha=alpha)], cpu=cpu, **_recipe(**recipe))
+    return _train_and_report(data, out, arch=student, cbs=[DistillCallback(src, T=temperature, alpha=alpha)], cpu=cpu, **_recipe(**settings))
 
 # %% ../nbs/14_cli.ipynb #7cdd8126
 def _pcts(s:str)->tuple:
