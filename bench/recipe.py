@@ -9,7 +9,8 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
     expect), cross-entropy, accuracy, `fine_tune(epochs, 2e-3)`, nothing else;
 (b) **birdlab train**, its defaults (only `size`, `epochs` and the split are set);
 (c) each `--candidate`: birdlab train with those options changed (space-separated `key=value`,
-    values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0`).
+    values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0`,
+    `recipe=fast`, `recipe=best epochs=16`; `--size` and `--epochs` apply unless the candidate sets them).
 Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test);
 for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
 Prints one table (per seed, and the mean) with the device, versions and wall time.
@@ -38,13 +39,13 @@ def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->di
     p,y = learn.get_preds(dl=dls.test_dl(te, with_labels=True))
     return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0)
 
-def birdlab_train(table:pd.DataFrame, size:int, epochs:int, seed:int, cpu:bool, **kwargs)->dict:
-    "`birdlab.learner.train` on `table` (its own split column kept), test accuracy on the test rows."
+def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
+    "`birdlab.learner.train(table, **kwargs)` (the table's own split column kept), test accuracy on the test rows."
     from birdlab.learner import train
     from birdlab.data import test_dl
     with tempfile.TemporaryDirectory() as d:
         t0 = time.time()
-        learn = train(table, size=kwargs.pop("size", size), epochs=kwargs.pop("epochs", epochs), seed=seed, cpu=cpu, out=Path(d)/'run', **kwargs)
+        learn = train(table, seed=seed, cpu=cpu, out=Path(d)/'run', **kwargs)
         secs = time.time()-t0
         p,y = learn.get_preds(dl=test_dl(learn.dls))
         pt,_ = learn.tta(dl=test_dl(learn.dls))   # the same model, evaluated with test-time augmentation
@@ -79,7 +80,7 @@ if __name__=='__main__':
     for seed in [int(s) for s in a.seeds.split(',')]:
         table = split_table(base, seed=seed)
         for name,kw in recipes.items():
-            r = plain_fastai(table, a.size, a.epochs, seed, device) if kw is None else birdlab_train(table, a.size, a.epochs, seed, a.cpu, **kw)
+            r = plain_fastai(table, a.size, a.epochs, seed, device) if kw is None else birdlab_train(table, seed, a.cpu, **{'size':a.size, 'epochs':a.epochs, **kw})
             rows.append(dict(recipe=name, seed=seed, **r)); print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     dev = f"CUDA {torch.cuda.get_device_name()}" if device.type=='cuda' else f"CPU, {os.cpu_count()} cores, {platform.machine()}"

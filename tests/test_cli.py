@@ -62,7 +62,7 @@ def test_train_errors(tmp_path):
     r = run('birdlab', 'train', '--data', SAMPLE, '--arch', 'efficientnet_lite7', '--out', tmp_path/'r')
     assert r.returncode == 2 and 'Unknown architecture' in r.stderr
     r = run('birdlab', 'train', '--data', SAMPLE, '--recipe', 'quick', '--out', tmp_path/'r2')
-    assert r.returncode == 2 and 'choose one of fast, default, best' in r.stderr
+    assert r.returncode == 2 and 'choose one of default, fast, best' in r.stderr
     r = run('birdlab', 'train', '--data', SAMPLE, '--progressive', '224,128', '--out', tmp_path/'r2')
     assert r.returncode == 2 and 'increasing order' in r.stderr
     assert not (tmp_path/'r2').exists()   # settings are checked before the run folder is claimed
