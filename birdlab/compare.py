@@ -80,7 +80,8 @@ def compare(
         if int8:   # export_run reads the run folder back, as `birdlab export` would
             Run(out/arch).write_json('calibration', calibrate(learn))   # the card carries it
             rep = export_run(out/arch)['report']
-            row.update(int8_mb=round(rep['mb']['model_int8.onnx'], 2), int8_test_accuracy=rep['onnx_int8']['test_accuracy'])
+            mb = rep['mb'].get('model_int8.onnx')   # None: refused, too far below PyTorch (export.json says why)
+            row.update(int8_mb=round(mb, 2) if mb is not None else None, int8_test_accuracy=rep['onnx_int8']['test_accuracy'])
         rows.append(row)
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
     atomic_write(out/'compare.csv', df.to_csv(index=False))

@@ -17,8 +17,8 @@ def test_compare_table(compared):
     out, r = compared
     df = pd.read_csv(out/'compare.csv')
     assert df.arch.tolist() == ['efficientnet_lite0', 'efficientnet_lite1']
-    assert df.drop(columns=['gpu_images_per_s']).notna().all().all(), df   # every column filled (GPU only with CUDA)
-    assert (df.test_accuracy > 0.2).all() and (df.int8_mb < df.weights_mb).all() and df.params_m.is_monotonic_increasing
+    assert df.drop(columns=['gpu_images_per_s', 'int8_mb']).notna().all().all(), df   # filled (GPU only with CUDA; int8_mb empty if refused)
+    assert (df.test_accuracy > 0.2).all() and ((df.int8_mb < df.weights_mb) | df.int8_mb.isna()).all() and df.params_m.is_monotonic_increasing
     assert (out/'compare.png').read_bytes()[:4] == b'\x89PNG'
     assert 'Smallest within 1 point of the best:' in r.stdout
     # one split for all: the two runs' manifests are identical
