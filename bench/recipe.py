@@ -9,8 +9,9 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
     expect), cross-entropy, accuracy, `fine_tune(epochs, 2e-3)`, nothing else;
 (b) **birdlab train**, its defaults (only `size`, `epochs` and the split are set);
 (c) each `--candidate`: birdlab train with those options changed (space-separated `key=value`,
-    values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0`,
-    `recipe=fast`, `recipe=best epochs=16`; `--size` and `--epochs` apply unless the candidate sets them).
+    values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0 wd=0.1`,
+    `reduce_lr=None early_stop=None`, `recipe=fast`, `recipe=best epochs=16`; `mixup=0.4` and `cutmix=1.0` add
+    fastai's `MixUp`/`CutMix` callbacks with that alpha; `--size` and `--epochs` apply unless the candidate sets them).
 Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test);
 for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
 Prints one table (per seed, and the mean) with the device, versions and wall time.
@@ -39,10 +40,17 @@ def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->di
     p,y = learn.get_preds(dl=dls.test_dl(te, with_labels=True))
     return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0)
 
+def with_callbacks(kw:dict)->dict:
+    "Candidate options that are callbacks, `mixup=0.4` and `cutmix=1.0`, as fastai's `MixUp`/`CutMix` in `cbs`."
+    from fastai.callback.mixup import MixUp, CutMix
+    cbs = [cls(kw[k]) for k,cls in (('mixup', MixUp), ('cutmix', CutMix)) if k in kw]
+    return {**{k:v for k,v in kw.items() if k not in ('mixup', 'cutmix')}, **({'cbs': cbs} if cbs else {})}
+
 def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
     "`birdlab.learner.train(table, **kwargs)` (the table's own split column kept), test accuracy on the test rows."
     from birdlab.learner import train
     from birdlab.data import test_dl
+    kwargs = with_callbacks(kwargs)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.time()
         learn = train(table, seed=seed, cpu=cpu, out=Path(d)/'run', **kwargs)

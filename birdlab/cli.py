@@ -186,7 +186,7 @@ def compare_cmd(
     no_int8:store_true=False,      # skip the int8 export and its measurements
     no_pretrained:store_true=False,# all from random weights (labelled so)
     cpu:store_true=False,          # train on the CPU even when a GPU is present
-    **settings,                    # epochs, freeze_epochs, size, bs, lr, aug, seed: the same for every arch
+    **settings,                    # recipe and its settings (see `_recipe`): the same for every arch
 ):
     "Train several architectures with one recipe and compare accuracy, size and speed; recommend the smallest that holds accuracy."
     from birdlab.compare import compare, recommend
@@ -231,7 +231,7 @@ def distill_cmd(
     alpha:float=0.7,               # weight of the teacher's soft targets (1-alpha: the labels)
     out:str=None,                  # run folder (new or empty); default runs/<student>-<time>
     cpu:store_true=False,          # train on the CPU even when a GPU is present
-    **settings,                    # epochs, freeze_epochs, size, bs, lr, aug, seed
+    **settings,                    # recipe and its settings for the student (see `_recipe`)
 ):
     "Train a small student on the soft predictions of a teacher run or ensemble; writes a normal run folder."
     from birdlab.distill import DistillCallback

@@ -191,7 +191,7 @@ def report_run(
     out:str|Path,            # folder for metrics, tables, plots and report.html
     df:pd.DataFrame|None=None, # test rows; default the test rows of its loaders
     cal:dict|None=None,      # calibration; None: fit it on the learner's validation set
-    valid:pd.DataFrame|None=None, # validation rows to fit the calibration on (a loaded learner has none)
+    valid:pd.DataFrame|Preds|None=None, # validation rows, or their predictions, to fit the calibration on (a loaded learner has none)
     findings=None,           # audit findings for the error grids
     precision:float=0.95,    # target precision for the rejection threshold
     extra:dict|None=None,    # more entries for metrics.json
@@ -201,7 +201,8 @@ def report_run(
     "Calibrate (if needed), evaluate, and write metrics, tables, plots and `report.html` to `out`."
     out = Path(out)
     if cal is None:
-        cal = calibrate(get_preds(learn, valid) if valid is not None else learn, precision=precision)
+        if isinstance(valid, pd.DataFrame): valid = get_preds(learn, valid)
+        cal = calibrate(learn if valid is None else valid, precision=precision)
         Run(out).write_json('calibration', cal)
     res = evaluate(learn, df, cal=cal, tta=tta)
     res['metrics'] = save_evaluation(res, out, extra=extra)
@@ -210,10 +211,15 @@ def report_run(
     return res
 
 # %% ../nbs/08_interpret.ipynb #6e7615b8
-def tta_choice(learn:Learner, min_gain:float=0.)->dict:
+def tta_choice(
+    learn:Learner,          # a trained learner, with the table of its run (`learn.dls.table`)
+    min_gain:float=0.,      # how much TTA must gain on validation accuracy to be chosen
+    plain:Preds|None=None,  # the validation predictions without TTA, if already made
+)->dict:
     "Validation accuracy with and without test-time augmentation, and `tta`: whether TTA gains more than `min_gain` there."
     man = learn.dls.table; va = man[man.split=='valid']
-    plain, aug = (classification_metrics(get_preds(learn, va, tta=t), prefix='valid_')['valid_accuracy'] for t in (False, True))
+    acc = lambda p: classification_metrics(p, prefix='valid_')['valid_accuracy']
+    plain,aug = acc(get_preds(learn, va) if plain is None else plain), acc(get_preds(learn, va, tta=True))
     return dict(valid_accuracy=plain, valid_accuracy_tta=aug, tta=bool(aug > plain+min_gain))
 
 # %% ../nbs/08_interpret.ipynb #9ccf08a1
@@ -229,10 +235,12 @@ def train_and_report(
     learn = learn or train(data, out=out, **kwargs)
     if not is_main(): return None
     extra = dict(arch=learn.arch, device=str(learn.dls.device), train_seconds=round(learn.train_time, 1))
-    if tta=='auto': extra.update(tta_choice(learn))
+    man = learn.dls.table
+    valid = get_preds(learn, man[man.split=='valid'])   # once, for the TTA choice and the calibration
+    if tta=='auto': extra.update(tta_choice(learn, plain=valid))
     if tta is True or extra.get('tta'):
         extra.update(tta=True, test_accuracy_tta=classification_metrics(get_preds(learn, tta=True))['test_accuracy'])
-    res = report_run(learn, learn.path, extra=extra, title=f'birdlab: {learn.arch} on {data}')
+    res = report_run(learn, learn.path, valid=valid, extra=extra, title=f'birdlab: {learn.arch} on {data}')
     res['out'] = learn.path
     return res
 

@@ -264,12 +264,13 @@ def recipe_settings(
     "The settings `train` uses: `recipe`'s, with those `given` in their place and progressive sizes checked against `size`."
     if recipe not in RECIPES: raise ValueError(f"recipe={recipe!r}: choose one of {', '.join(RECIPES)}.")
     r = {**RECIPES[recipe], **{k:v for k,v in given.items() if v is not None}}
-    p, mine = parse_sizes(r.get('progressive')), given.get('progressive') is not None
+    p, mine = parse_sizes(r['progressive']), given.get('progressive') is not None
     if p and mine and given.get('size') is None: r['size'] = p[-1]
     if p and p[-1]!=r['size']:
         if mine: raise ValueError(f"progressive={p}: the last size is the one the run trains at, {r['size']}; end it there ({[*p[:-1], r['size']]}), or leave the size out.")
-        p = [*(max(32, 32*round(s*r['size']/p[-1]/32)) for s in p[:-1]), r['size']]
-    return {**r, 'progressive': parse_sizes(p)}
+        small = {32*round(s*r['size']/p[-1]/32) for s in p[:-1]}   # the recipe's stages, scaled; those not below the size fall away
+        p = [*sorted(s for s in small if 0<s<r['size']), r['size']]
+    return {**r, 'progressive': p if p and len(p)>1 else None}
 
 # %% ../nbs/06_learner.ipynb #d6aab7e1
 def _resizer(dls:DataLoaders, size:int, stats:tuple, **kwargs):
@@ -303,10 +304,20 @@ def _check_fresh(out):
     cfn = Run(out).config if out is not None else None
     if cfn is not None and cfn.is_file() and json.loads(cfn.read_text()).get('complete') is False: raise FileExistsError(_interrupted_msg(out))
 
+# %% ../nbs/06_learner.ipynb #bf760824
+def _first_size(cfg:dict)->int:
+    "The image size a run's training starts at: its first progressive size, or its only one."
+    return (cfg.get('progressive') or [cfg['size']])[0]
+
 # %% ../nbs/06_learner.ipynb #6eb13ad4
-def _fit_and_finish(learn:Learner, cfg:dict, start:dict|None=None, resize=None)->Learner:
+def _fit_and_finish(
+    learn:Learner, cfg:dict,
+    dl_kw:dict,              # the `get_dls` options `learn.dls` was built with, to rebuild them at the next size
+    start:dict|None=None,    # where to resume (`progress.json`)
+)->Learner:
     "Fine-tune `learn` (from `start` when resuming) with checkpoints, then write `model.pkl`, `model.pth` and the final `config.json`."
     out = Path(learn.path)
+    resize = _resizer(learn.dls, _first_size(cfg), model_stats(learn.model), **dl_kw)
     learn.add_cb(Checkpoint())
     t0 = time.time()
     try:
@@ -353,9 +364,8 @@ def train(
     out = Run.create(out, prefix=arch, reuse_claim=n>1).path if is_main() else Path(out)
     seed_everything(seed)
     device = init_distrib(cpu)
-    first = (r['progressive'] or [r['size']])[0]
     dl_kw = dict(bs=bs//n, aug=r['aug'], seed=seed, device=device, loader=loader, cache=cache)
-    try: dls = rank0_first(get_dls, src, size=first, **dl_kw)
+    try: dls = rank0_first(get_dls, src, size=_first_size(r), **dl_kw)
     except BaseException:
         if is_main(): release_run_dir(out, remove=named)   # bad data: leave no half run folder behind
         raise
@@ -364,7 +374,7 @@ def train(
     if find_lr: r['lr'] = float(learn.lr_find(show_plot=False).valley)
     cfg = _config(src, dls, learn, device, n, kwargs, arch=arch, recipe=recipe, **r, find_lr=find_lr, seed=seed, pretrained=pretrained)
     if is_main(): write_manifest(dls.table, Run(out).manifest); Run(out).write_json('config', cfg)
-    return _fit_and_finish(learn, cfg, resize=_resizer(dls, first, model_stats(learn.model), **dl_kw))
+    return _fit_and_finish(learn, cfg, dl_kw)
 
 # %% ../nbs/06_learner.ipynb #3c4bd99d
 def resume(
@@ -382,15 +392,14 @@ def resume(
     pfn = Run(run).progress
     prog = json.loads(pfn.read_text()) if pfn.is_file() and Run(run).checkpoint.is_file() else None   # None: no epoch had finished
     seed_everything(cfg['seed'])
-    first = (cfg.get('progressive') or [cfg['size']])[0]
     dl_kw = dict(bs=cfg['bs'], aug=cfg['aug'], seed=cfg['seed'], device=default_device(cpu), cache=cache)
-    dls = get_dls(Run(run).manifest, size=first, **dl_kw)
+    dls = get_dls(Run(run).manifest, size=_first_size(cfg), **dl_kw)
     learn = make_learner(dls, arch=cfg['arch'], pretrained=cfg['pretrained'] and prog is None, path=run, **cfg['learner'])
     if prog is not None:
         learn.create_opt(); learn.load('last', with_opt=True)   # fastai loads with torch's weights_only
         learn.add_cb(_Resumed(prog))
         print(f"Resuming {run} at epoch {prog['epoch']} of the {prog['phase']} phase.")
-    return _fit_and_finish(learn, cfg, start=prog, resize=_resizer(dls, first, model_stats(learn.model), **dl_kw))
+    return _fit_and_finish(learn, cfg, dl_kw, start=prog)
 
 # %% ../nbs/06_learner.ipynb #76629b5a
 def _bad_config(fn, why)->ValueError:
