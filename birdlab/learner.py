@@ -365,12 +365,13 @@ def train(
     seed_everything(seed)
     device = init_distrib(cpu)
     dl_kw = dict(bs=bs//n, aug=r['aug'], seed=seed, device=device, loader=loader, cache=cache)
-    try: dls = rank0_first(get_dls, src, size=_first_size(r), **dl_kw)
+    try:
+        dls = rank0_first(get_dls, src, size=_first_size(r), **dl_kw)
+        if n>1: seed_everything(seed+rank_distrib())  # each process its own augmentations
+        learn = make_learner(dls, arch=arch, pretrained=pretrained, path=out, **kwargs)
     except BaseException:
-        if is_main(): release_run_dir(out, remove=named)   # bad data: leave no half run folder behind
+        if is_main(): release_run_dir(out, remove=named)   # bad data or model: leave no half run folder behind
         raise
-    if n>1: seed_everything(seed+rank_distrib())  # each process its own augmentations
-    learn = make_learner(dls, arch=arch, pretrained=pretrained, path=out, **kwargs)
     if find_lr: r['lr'] = float(learn.lr_find(show_plot=False).valley)
     cfg = _config(src, dls, learn, device, n, kwargs, arch=arch, recipe=recipe, **r, find_lr=find_lr, seed=seed, pretrained=pretrained)
     if is_main(): write_manifest(dls.table, Run(out).manifest); Run(out).write_json('config', cfg)

@@ -61,6 +61,7 @@ def test_train_errors(tmp_path):
     assert r.returncode == 2 and 'EMPTY' in r.stderr
     r = run('birdlab', 'train', '--data', SAMPLE, '--arch', 'efficientnet_lite7', '--out', tmp_path/'r')
     assert r.returncode == 2 and 'Unknown architecture' in r.stderr
+    assert not any((tmp_path/'r').iterdir())   # the folder is given back, free for the next try
     r = run('birdlab', 'train', '--data', SAMPLE, '--recipe', 'quick', '--out', tmp_path/'r2')
     assert r.returncode == 2 and 'choose one of default, fast, best' in r.stderr
     r = run('birdlab', 'train', '--data', SAMPLE, '--progressive', '224,128', '--out', tmp_path/'r2')
