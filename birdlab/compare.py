@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from .core import new_run_dir, atomic_write, default_device, save_json, Run
-from .split import read_data, split_table
+from .split import read_data, split_table, split_rows
 from .models import WeightsUnavailableError
-from .learner import train
+from .learner import train, read_config
 from .evaluate import get_preds, classification_metrics, calibrate
 from .export import export_run
 
@@ -68,8 +68,8 @@ def compare(
         try: learn = train(table, arch=arch, out=out/arch, seed=seed, pretrained=pretrained, **kwargs)
         except WeightsUnavailableError as e:
             rows.append(dict(row, weights=f'unavailable: {e}')); print(f"{arch}: no weights here, skipped ({e})"); continue
-        man, size = learn.dls.table, Run(out/arch).read_json('config')['size']
-        valid = classification_metrics(get_preds(learn, man[man.split=='valid']), prefix='valid_')
+        size = read_config(out/arch)['size']
+        valid = classification_metrics(get_preds(learn, split_rows(learn.dls.table, 'valid')), prefix='valid_')
         test = classification_metrics(get_preds(learn), prefix='test_')
         row.update(weights=learn.model.pretrained_cfg.get('birdlab_source') if pretrained else 'from scratch',
                    valid_accuracy=valid['valid_accuracy'], test_accuracy=test['test_accuracy'], test_macro_f1=test['test_macro_f1'],

@@ -14,6 +14,7 @@ from fastai.vision.all import Learner
 from fastcore.basics import patch
 import json
 from .core import save_json
+from .split import split_rows
 from .data import test_dl
 from .evaluate import Preds, check_labels, classification_metrics, calibrate, evaluate, save_evaluation, load_run
 
@@ -94,7 +95,7 @@ def _check_leakage(self:Ensemble):
     if any(t is None for t in tabs): return
     held = set(tabs[0][tabs[0].split!='train'].path.astype(str))
     for src,t in zip(self.sources, tabs):
-        leak = held & set(t[t.split=='train'].path.astype(str))
+        leak = held & set(split_rows(t, 'train').path.astype(str))
         if leak: raise ValueError(f"Member {src or '?'} trained on {len(leak)} photo(s) the ensemble validates or tests on (e.g. {sorted(leak)[0]}): "
                                   "train every member on the same split (pass one manifest with a split column, or the same seed).")
 
@@ -114,7 +115,7 @@ def member_preds(self:Ensemble,
 )->list:                       # one `Preds` per member
     "Each member's probabilities on the same rows."
     if df is None:
-        t = self.members[0].dls.table; df = t[t.split==split]
+        df = split_rows(self.members[0].dls.table, split)
     df = df.reset_index(drop=True); check_labels(df, self.vocab)
     res = []
     for l in self.members:
@@ -129,7 +130,7 @@ def combine(self:Ensemble, ps:list)->Preds:
     "The weighted mean of members' predictions `ps`."
     t = self.members[0].dls.table
     return Preds(sum(float(w)*p.probs for w,p in zip(self.weights, ps)), ps[0].targs, self.vocab, paths=ps[0].paths,
-                 n_train=t[t.split=='train'].label.value_counts().to_dict() if t is not None else None)
+                 n_train=split_rows(t, 'train').label.value_counts().to_dict() if t is not None else None)
 
 @patch
 def preds(self:Ensemble, df:pd.DataFrame|None=None, split:str='test')->Preds:

@@ -15,7 +15,7 @@ from scipy.optimize import minimize_scalar
 from sklearn import metrics as skm
 from fastai.vision.all import Learner
 from .core import save_json, atomic_write, Run
-from .split import read_data
+from .split import read_data, split_rows
 from .data import test_dl
 from .learner import learner_from_run
 
@@ -67,7 +67,7 @@ def get_preds(
     dl = test_dl(learn.dls, df)
     probs,targs = learn.tta(dl=dl) if tta else learn.get_preds(dl=dl)
     table = getattr(learn.dls, 'table', None)
-    n_train = table[table.split=='train'].label.value_counts().to_dict() if table is not None else None
+    n_train = split_rows(table, 'train').label.value_counts().to_dict() if table is not None else None
     return Preds(probs, targs, learn.dls.vocab, paths=dl.items.path.tolist(), n_train=n_train)
 
 # %% ../nbs/07_evaluate.ipynb #f79d8f4d

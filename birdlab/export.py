@@ -19,6 +19,7 @@ from .core import save_json, new_run_dir, atomic_write, cache_dir, Run
 from .learner import versions
 from .evaluate import scale_probs, is_known
 from .evaluate import load_run
+from .split import split_rows
 from .inference import sha256, ort_session, softmax, digest
 
 # %% auto #0
@@ -501,10 +502,11 @@ def export_run(
         if t in EXTRAS: need_extra(t)   # before any work
     if 'tflite' in to: tflite_python()
     learn,man,cal = load_run(run, cpu=True, trust_pickle=trust_pickle)
-    if man is None or not (man.split=='test').any(): raise ValueError(f"{str(run)!r} has no test rows in manifest.csv to check the export on.")
+    test, valid = split_rows(man, 'test'), split_rows(man, 'valid')
+    if test.empty: raise ValueError(f"{str(run)!r} has no test rows in manifest.csv to check the export on.")
     out = new_run_dir(Path(run)/'export' if out is None else out)
-    xt,yt = batches(learn, man[man.split=='test'])
-    xv = batches(learn, man[man.split=='valid'])[0] if int8 and (man.split=='valid').any() else np.zeros((0,))
+    xt,yt = batches(learn, test)
+    xv = batches(learn, valid)[0] if int8 and not valid.empty else np.zeros((0,))
     ref = torch_probs(learn, xt)
     rep = dict(run=str(run), n_test=int(len(yt)), pytorch=_accuracy(ref, yt, cal))
     job = _Job(learn, out, xt, yt, xv, ref, cal, dict(arch=Run(run).read_json('config', {}).get('arch'), run=str(run.resolve())),

@@ -14,6 +14,7 @@ from timm.models import save_for_hf
 from .core import save_json, atomic_write, Run
 from .learner import versions
 from .evaluate import load_run
+from .split import split_rows
 from .evaluate import get_preds, classification_metrics
 from .export import preprocessing, export_rows
 from .inference import digest, read_card
@@ -65,8 +66,8 @@ def _counts(man:pd.DataFrame|None)->pd.DataFrame:
 # %% ../nbs/12c_hub.ipynb #c9b54ae1
 def _run_metrics(run:Path, learn, man)->dict:
     if (m := Run(run).read_json('metrics')) is not None: return m
-    if man is None or not (man.split=='test').any(): return {}
-    return classification_metrics(get_preds(learn, man[man.split=='test'].reset_index(drop=True)))
+    test = split_rows(man, 'test')
+    return classification_metrics(get_preds(learn, test)) if not test.empty else {}
 
 # %% ../nbs/12c_hub.ipynb #c2987a5e
 def _export_files(export:Path)->tuple:
@@ -198,7 +199,7 @@ def save_for_hub(
     if export is None: export = Run(run).export if (Run(run).export/'model.json').is_file() else False
     files, rep = _export_files(Path(export)) if export else ([], None)
     pre, counts = preprocessing(learn), _counts(man)
-    test = man[man.split=='test'].reset_index(drop=True) if man is not None else None
+    test = split_rows(man, 'test') if man is not None else None
     info = dict(arch=getattr(learn, 'arch', None) or learn.model.pretrained_cfg.get('birdlab_arch'), classes=list(learn.dls.vocab),
                 preprocessing=pre, calibration=cal, metrics=_run_metrics(run, learn, man),
                 images={sp:{s:int(v) for s,v in r.items()} for sp,r in counts.iterrows()},

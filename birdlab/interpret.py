@@ -18,7 +18,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from fastcore.meta import delegates
 from .core import atomic_write, save_json, default_device, new_run_dir, is_main, Run
 from .learner import train
-from .split import read_data
+from .split import read_data, split_rows
 from .evaluate import (Preds, get_preds, classification_metrics, check_labels, calibrate, evaluate, save_evaluation, apply_calibration, load_calibration, load_run,
                               plot_reliability, plot_confusion, plot_curves)
 
@@ -217,7 +217,7 @@ def tta_choice(
     plain:Preds|None=None,  # the validation predictions without TTA, if already made
 )->dict:
     "Validation accuracy with and without test-time augmentation, and `tta`: whether TTA gains more than `min_gain` there."
-    man = learn.dls.table; va = man[man.split=='valid']
+    va = split_rows(learn.dls.table, 'valid')
     acc = lambda p: classification_metrics(p, prefix='valid_')['valid_accuracy']
     plain,aug = acc(get_preds(learn, va) if plain is None else plain), acc(get_preds(learn, va, tta=True))
     return dict(valid_accuracy=plain, valid_accuracy_tta=aug, tta=bool(aug > plain+min_gain))
@@ -235,8 +235,7 @@ def train_and_report(
     learn = learn or train(data, out=out, **kwargs)
     if not is_main(): return None
     extra = dict(arch=learn.arch, device=str(learn.dls.device), train_seconds=round(learn.train_time, 1))
-    man = learn.dls.table
-    valid = get_preds(learn, man[man.split=='valid'])   # once, for the TTA choice and the calibration
+    valid = get_preds(learn, split_rows(learn.dls.table, 'valid'))   # once, for the TTA choice and the calibration
     if tta=='auto': extra.update(tta_choice(learn, plain=valid))
     if tta is True or extra.get('tta'):
         extra.update(tta=True, test_accuracy_tta=classification_metrics(get_preds(learn, tta=True))['test_accuracy'])
@@ -247,8 +246,9 @@ def train_and_report(
 # %% ../nbs/08_interpret.ipynb #bb1bad0a
 def _test_rows(test, man)->pd.DataFrame:
     if test is None:
-        if man is None or not (man.split=='test').any(): raise ValueError("The run has no test rows in manifest.csv: pass --test DATA (a folder per species or a CSV).")
-        return man[man.split=='test'].reset_index(drop=True)
+        rows = split_rows(man, 'test')
+        if rows.empty: raise ValueError("The run has no test rows in manifest.csv: pass --test DATA (a folder per species or a CSV).")
+        return rows
     df = read_data(test)
     return (df[df.split=='test'] if (df.split=='test').any() else df).reset_index(drop=True)
 
@@ -267,8 +267,9 @@ def evaluate_run(
     df = _test_rows(test, man)
     check_labels(df, learn.dls.vocab)   # before anything is written
     if cal is None:
-        if man is None or not (man.split=='valid').any(): raise ValueError(f"{str(run)!r} has no calibration.json and no validation rows in manifest.csv to fit one on.")
-        cal = calibrate(get_preds(learn, man[man.split=='valid']), precision=precision)
+        va = split_rows(man, 'valid')
+        if va.empty: raise ValueError(f"{str(run)!r} has no calibration.json and no validation rows in manifest.csv to fit one on.")
+        cal = calibrate(get_preds(learn, va), precision=precision)
         Run(run).write_json('calibration', cal)
     out = new_run_dir(out, prefix='eval', parent=run)
     t0 = time.time()

@@ -242,9 +242,9 @@ def _check_distrib(out, find_lr, bs, n):
 
 # %% ../nbs/06_learner.ipynb #af06f120
 RECIPES = dict(
-    default = dict(epochs=8, freeze_epochs=1, size=224, lr=8e-3, lr_mult=1, aug='default', progressive=None),
+    default = dict(epochs=8, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None),
     fast    = dict(epochs=8, freeze_epochs=1, size=224, lr=8e-3, lr_mult=1, aug='default', progressive=[128, 224]),
-    best    = dict(epochs=16, freeze_epochs=1, size=224, lr=8e-3, lr_mult=1, aug='default', progressive=None),
+    best    = dict(epochs=16, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None),
 )
 
 # %% ../nbs/06_learner.ipynb #14df6e21

@@ -14,7 +14,7 @@ from .core import IMG_EXTS, ImageError, atomic_write, sample_path, upright_rgb
 
 # %% auto #0
 __all__ = ['SPLITS', 'read_folder', 'read_splits', 'read_csv', 'read_data', 'inspect_image', 'bad_images', 'undecodable',
-           'check_images', 'check_species', 'split_stratified', 'split_table', 'write_manifest']
+           'check_images', 'check_species', 'split_stratified', 'split_table', 'write_manifest', 'split_rows']
 
 # %% ../nbs/03_split.ipynb #569a102b
 SPLITS = ('train','valid','test')
@@ -223,3 +223,13 @@ def write_manifest(
         except ValueError: return str(Path(p).resolve())
     out = pd.DataFrame({'path':[rel(p) for p in df.path], 'label':df.label, 'split':df.split})
     return atomic_write(fn, out.to_csv(index=False))
+
+# %% ../nbs/03_split.ipynb #536425f7
+def split_rows(
+    df:pd.DataFrame|None, # path/label/split table (a run's manifest), or None
+    split:str,            # 'train', 'valid' or 'test'
+)->pd.DataFrame:          # the rows in `split`, indexed from 0; empty when there are none (or no table)
+    "The rows of `df` in `split`."
+    if split not in SPLITS: raise ValueError(f"split={split!r}: choose one of {', '.join(SPLITS)}.")
+    if df is None: return pd.DataFrame(columns=['path','label','split'])
+    return df[df.split==split].reset_index(drop=True)
