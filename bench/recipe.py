@@ -11,7 +11,8 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
 (c) each `--candidate`: birdlab train with those options changed (space-separated `key=value`,
     values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0 wd=0.1`,
     `reduce_lr=None early_stop=None`, `recipe=fast`, `recipe=best epochs=16`; `mixup=0.4` and `cutmix=1.0` add
-    fastai's `MixUp`/`CutMix` callbacks with that alpha; `--size` and `--epochs` apply unless the candidate sets them).
+    fastai's `MixUp`/`CutMix` callbacks with that alpha, `ema=0.99` an average of the weights over the unfrozen
+    epochs with that decay (timm's `ModelEmaV3`), which replaces them at the end; `--size` and `--epochs` apply unless the candidate sets them).
 Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test);
 for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
 Prints one table (per seed, and the mean) with the device, versions and wall time.
@@ -40,11 +41,24 @@ def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->di
     p,y = learn.get_preds(dl=dls.test_dl(te, with_labels=True))
     return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0)
 
+def weight_ema(decay:float):
+    "A callback keeping timm's `ModelEmaV3` of the weights through the unfrozen phase; the average replaces the weights at its end."
+    from fastai.callback.core import Callback
+    from timm.utils import ModelEmaV3
+    class WeightEMA(Callback):
+        order = 70   # after SaveModelCallback (60) has reloaded its best epoch at the end of the fit
+        def before_fit(self): self.ema = ModelEmaV3(self.model, decay=decay) if getattr(self.learn, 'phase', None)=='unfrozen' else None
+        def after_batch(self):
+            if self.ema is not None and self.training: self.ema.update(self.model)
+        def after_fit(self):
+            if self.ema is not None: self.model.load_state_dict(self.ema.module.state_dict())
+    return WeightEMA()
+
 def with_callbacks(kw:dict)->dict:
-    "Candidate options that are callbacks, `mixup=0.4` and `cutmix=1.0`, as fastai's `MixUp`/`CutMix` in `cbs`."
+    "Candidate options that are callbacks, as `cbs`: `mixup=0.4` and `cutmix=1.0` (fastai's `MixUp`/`CutMix`), `ema=0.99` (`weight_ema`)."
     from fastai.callback.mixup import MixUp, CutMix
-    cbs = [cls(kw[k]) for k,cls in (('mixup', MixUp), ('cutmix', CutMix)) if k in kw]
-    return {**{k:v for k,v in kw.items() if k not in ('mixup', 'cutmix')}, **({'cbs': cbs} if cbs else {})}
+    cbs = [cls(kw[k]) for k,cls in (('mixup', MixUp), ('cutmix', CutMix), ('ema', weight_ema)) if k in kw]
+    return {**{k:v for k,v in kw.items() if k not in ('mixup', 'cutmix', 'ema')}, **({'cbs': cbs} if cbs else {})}
 
 def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
     "`birdlab.learner.train(table, **kwargs)` (the table's own split column kept), test accuracy on the test rows."

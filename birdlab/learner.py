@@ -325,7 +325,7 @@ def _fit_and_finish(
                                                    lr_mult=cfg.get('lr_mult', 100), sizes=cfg.get('progressive'), resize=resize)
     except KeyboardInterrupt: raise KeyboardInterrupt(f"Training interrupted. {_interrupted_msg(out)}") from None
     learn.train_time = time.time()-t0 + float(cfg.get('train_seconds') or 0)
-    learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, Checkpoint)))
+    learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, (Checkpoint, TrackerCallback, HistoryCSV))))   # the run's log and best weights are final
     if not leave_distrib(): return learn   # only process 0 writes
     export_learner(learn)
     Run(out).write_json('config', {**cfg, 'presize':learn.dls.presize, 'train_seconds':round(learn.train_time, 1), 'complete':True})   # the final size's
