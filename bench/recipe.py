@@ -1,7 +1,7 @@
 """Does birdlab's default recipe beat the plain fastai notebook a user would otherwise write? One run, same splits.
 
     python bench/recipe.py [--data ../shared/data/cub25] [--seeds 1,2,3] [--size 224] [--epochs 8]
-                           [--candidate "lr=8e-3 aug=strong"] [--candidate ...] [--cpu] [--skip-plain]
+                           [--candidate "lr=8e-3 aug=strong"] [--candidate ...] [--cpu] [--skip-plain] [--skip-default]
 
 For each split seed, the data is split once (70/15/15, stratified) and every recipe trains on that split:
 (a) **plain fastai**, as the fastai docs teach: a DataBlock with a `Resize(size)` item transform and
@@ -11,8 +11,8 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
 (c) each `--candidate`: birdlab train with those options changed (space-separated `key=value`,
     values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0 wd=0.1`,
     `reduce_lr=None early_stop=None`, `recipe=fast`, `recipe=best epochs=16`; `mixup=0.4` and `cutmix=1.0` add
-    fastai's `MixUp`/`CutMix` callbacks with that alpha, `ema=0.99` an average of the weights over the unfrozen
-    epochs with that decay (timm's `ModelEmaV3`), which replaces them at the end; `--size` and `--epochs` apply unless the candidate sets them).
+    fastai's `MixUp`/`CutMix` callbacks with that alpha; `ema=0.97` is `train`'s average of the weights over the unfrozen
+    epochs (`birdlab.learner.WeightEMA`); `--size` and `--epochs` apply unless the candidate sets them).
 Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test);
 for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
 Prints one table (per seed, and the mean) with the device, versions and wall time.
@@ -41,24 +41,11 @@ def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->di
     p,y = learn.get_preds(dl=dls.test_dl(te, with_labels=True))
     return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0)
 
-def weight_ema(decay:float):
-    "A callback keeping timm's `ModelEmaV3` of the weights through the unfrozen phase; the average replaces the weights at its end."
-    from fastai.callback.core import Callback
-    from timm.utils import ModelEmaV3
-    class WeightEMA(Callback):
-        order = 70   # after SaveModelCallback (60) has reloaded its best epoch at the end of the fit
-        def before_fit(self): self.ema = ModelEmaV3(self.model, decay=decay) if getattr(self.learn, 'phase', None)=='unfrozen' else None
-        def after_batch(self):
-            if self.ema is not None and self.training: self.ema.update(self.model)
-        def after_fit(self):
-            if self.ema is not None: self.model.load_state_dict(self.ema.module.state_dict())
-    return WeightEMA()
-
 def with_callbacks(kw:dict)->dict:
-    "Candidate options that are callbacks, as `cbs`: `mixup=0.4` and `cutmix=1.0` (fastai's `MixUp`/`CutMix`), `ema=0.99` (`weight_ema`)."
+    "Candidate options that are callbacks, as `cbs`: `mixup=0.4` and `cutmix=1.0` (fastai's `MixUp`/`CutMix`)."
     from fastai.callback.mixup import MixUp, CutMix
-    cbs = [cls(kw[k]) for k,cls in (('mixup', MixUp), ('cutmix', CutMix), ('ema', weight_ema)) if k in kw]
-    return {**{k:v for k,v in kw.items() if k not in ('mixup', 'cutmix', 'ema')}, **({'cbs': cbs} if cbs else {})}
+    cbs = [cls(kw[k]) for k,cls in (('mixup', MixUp), ('cutmix', CutMix)) if k in kw]
+    return {**{k:v for k,v in kw.items() if k not in ('mixup', 'cutmix')}, **({'cbs': cbs} if cbs else {})}
 
 def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
     "`birdlab.learner.train(table, **kwargs)` (the table's own split column kept), test accuracy on the test rows."
@@ -90,6 +77,7 @@ if __name__=='__main__':
     ap.add_argument('--seeds', default='1,2,3'); ap.add_argument('--size', type=int, default=224); ap.add_argument('--epochs', type=int, default=8)
     ap.add_argument('--candidate', action='append', default=[]); ap.add_argument('--cpu', action='store_true')
     ap.add_argument('--skip-plain', action='store_true', help='leave out (a), e.g. to compare two birdlab options')
+    ap.add_argument('--skip-default', action='store_true', help='leave out (b), e.g. to run a candidate on more splits (compare across runs with care)')
     a = ap.parse_args()
     import fastai, timm, birdlab
     from birdlab.split import read_data, split_table
@@ -97,6 +85,8 @@ if __name__=='__main__':
     device = default_device(a.cpu)
     recipes = {'(a) plain fastai': None, '(b) birdlab defaults': {}, **{f'(c) {c}': parse_candidate(c) for c in a.candidate}}
     if a.skip_plain: del recipes['(a) plain fastai']
+    if a.skip_default: del recipes['(b) birdlab defaults']
+    if not recipes: ap.error('nothing to run: --skip-plain and --skip-default leave out both recipes; add a --candidate')
     base = read_data(a.data).assign(split='')
     rows, t0 = [], time.time()
     for seed in [int(s) for s in a.seeds.split(',')]:
@@ -111,7 +101,7 @@ if __name__=='__main__':
           f"wall time {time.time()-t0:.0f} s")
     tab = df.pivot(index='recipe', columns='seed', values='test_accuracy')
     tab['mean'] = tab.mean(axis=1); tab['valid mean'] = df.groupby('recipe').valid_accuracy.mean(); tab['s/run'] = df.groupby('recipe').seconds.mean()
-    base_mean = tab.loc['(a) plain fastai' if not a.skip_plain else '(b) birdlab defaults', 'mean']
-    tab['vs plain (points)'] = (tab['mean'] - base_mean)*100
-    tab['mean with TTA'] = df.groupby('recipe').test_accuracy_tta.mean()   # birdlab recipes: `birdlab evaluate --tta`
+    base_mean = tab.loc[next(iter(recipes)), 'mean']   # (a), else (b), else the first candidate
+    tab[f"vs {next(iter(recipes))[:3]} (points)"] = (tab['mean'] - base_mean)*100
+    if 'test_accuracy_tta' in df: tab['mean with TTA'] = df.groupby('recipe').test_accuracy_tta.mean()   # birdlab recipes: `birdlab evaluate --tta`
     print(tab.loc[list(recipes)].to_string(float_format=lambda x: f'{x:.3f}'))

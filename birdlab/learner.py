@@ -14,6 +14,8 @@ from fastai.vision.all import (Learner, DataLoaders, Normalize, CrossEntropyLoss
                                ParamScheduler, MixedPrecision, ChannelsLast, AMPMode, params, L, rank_distrib, Callback,
                                combined_cos, load_learner)
 from fastai.callback.tracker import ReduceLROnPlateau as _FastaiReduceLROnPlateau
+from timm.utils import ModelEmaV3
+from torch import nn
 from fastcore.basics import patch
 from .core import default_device, seed_everything, new_run_dir, release_run_dir, save_json, Run, RUN_FILES, world_size, is_main
 from .split import write_manifest
@@ -23,7 +25,7 @@ from .distrib import init_distrib, rank0_first, distributed, leave_distrib, chec
 
 # %% auto #0
 __all__ = ['RECIPES', 'ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter',
-           'make_learner', 'stage_epochs', 'fine_tune_phases', 'Checkpoint', 'export_learner', 'versions',
+           'make_learner', 'stage_epochs', 'fine_tune_phases', 'Checkpoint', 'WeightEMA', 'export_learner', 'versions',
            'parse_sizes', 'recipe_settings', 'train', 'resume', 'read_config', 'learner_from_run']
 
 # %% ../nbs/06_learner.ipynb #ef29974c
@@ -211,6 +213,28 @@ class _Resumed(Callback):
             if hasattr(c, 'scale'): c.scale = self.prog.get('lr_scale', 1.)
         self.learn.remove_cb(self)
 
+# %% ../nbs/06_learner.ipynb #8eb6098a
+def _unwrap(model:nn.Module)->nn.Module: return getattr(model, 'module', model)   # the model inside DistributedDataParallel
+
+# %% ../nbs/06_learner.ipynb #a32b8bca
+class WeightEMA(Callback):
+    "Keep an exponential moving average of the weights over the unfrozen phase (timm's `ModelEmaV3`); `apply` puts it into the model."
+    order = 70
+    def __init__(self, decay:float=0.97): # weight of the average so far at each step: about the last 1/(1-decay) steps count
+        if not 0 < decay < 1: raise ValueError(f"ema={decay!r}: give a decay between 0 and 1, like 0.97 (about the last 33 steps), or 0 for no average.")
+        self.decay, self.ema = decay, None
+    def before_fit(self):
+        if self.ema is None and getattr(self.learn, 'phase', 'unfrozen')=='unfrozen' and not hasattr(self.learn, 'lr_finder'):
+            self.target = _unwrap(self.model)   # kept for `apply`, which may come after the fit is over
+            self.ema = ModelEmaV3(self.target, decay=self.decay)
+    def after_batch(self):
+        if self.ema is not None and self.training: self.ema.update(self.target)
+    def apply(self)->bool:
+        "Load the average into the model; False if none was kept (no unfrozen epoch ran)."
+        if self.ema is None: return False
+        self.target.load_state_dict(self.ema.module.state_dict())
+        return True
+
 # %% ../nbs/06_learner.ipynb #ea998151
 _TRAIN_ONLY = (TrackerCallback, HistoryCSV, MixedPrecision, ChannelsLast, PlainTensors)
 
@@ -242,9 +266,9 @@ def _check_distrib(out, find_lr, bs, n):
 
 # %% ../nbs/06_learner.ipynb #af06f120
 RECIPES = dict(
-    default = dict(epochs=8, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None),
-    fast    = dict(epochs=8, freeze_epochs=1, size=224, lr=8e-3, lr_mult=1, aug='default', progressive=[128, 224]),
-    best    = dict(epochs=16, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None),
+    default = dict(epochs=8, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
+    fast    = dict(epochs=8, freeze_epochs=1, size=224, lr=8e-3, lr_mult=1, aug='default', progressive=[128, 224], ema=None),
+    best    = dict(epochs=16, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
 )
 
 # %% ../nbs/06_learner.ipynb #14df6e21
@@ -264,6 +288,7 @@ def recipe_settings(
     "The settings `train` uses: `recipe`'s, with those `given` in their place and progressive sizes checked against `size`."
     if recipe not in RECIPES: raise ValueError(f"recipe={recipe!r}: choose one of {', '.join(RECIPES)}.")
     r = {**RECIPES[recipe], **{k:v for k,v in given.items() if v is not None}}
+    if r.get('ema') and not 0 < r['ema'] < 1: raise ValueError(f"ema={r['ema']!r}: give a decay between 0 and 1, like 0.97 (about the last 33 steps), or 0 for no average.")
     p, mine = parse_sizes(r['progressive']), given.get('progressive') is not None
     if p and mine and given.get('size') is None: r['size'] = p[-1]
     if p and p[-1]!=r['size']:
@@ -318,12 +343,14 @@ def _fit_and_finish(
     "Fine-tune `learn` (from `start` when resuming) with checkpoints, then write `model.pkl`, `model.pth` and the final `config.json`."
     out = Path(learn.path)
     resize = _resizer(learn.dls, _first_size(cfg), model_stats(learn.model), **dl_kw)
-    learn.add_cb(Checkpoint())
+    ema = WeightEMA(cfg['ema']) if cfg.get('ema') else None   # runs from before EMA have no 'ema'
+    learn.add_cbs([Checkpoint(), *L(ema)])
     t0 = time.time()
     try:
         with distributed(learn): fine_tune_phases(learn, cfg['epochs'], cfg['lr'], cfg['freeze_epochs'], start=start,
                                                    lr_mult=cfg.get('lr_mult', 100), sizes=cfg.get('progressive'), resize=resize)
     except KeyboardInterrupt: raise KeyboardInterrupt(f"Training interrupted. {_interrupted_msg(out)}") from None
+    if ema is not None: ema.apply(); learn.remove_cb(ema)   # the average replaces the (best epoch's) weights
     learn.train_time = time.time()-t0 + float(cfg.get('train_seconds') or 0)
     learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, (Checkpoint, TrackerCallback, HistoryCSV))))   # the run's log and best weights are final
     if not leave_distrib(): return learn   # only process 0 writes
@@ -343,6 +370,7 @@ def train(
     lr:float|None=None,            # base learning rate (lr_find's if `find_lr`)
     lr_mult:float|None=None,       # the body learns at `lr/lr_mult` once unfrozen (fastai's `fine_tune`: 100)
     progressive:list|str|None=None,# progressive resizing: sizes for the unfrozen epochs in turn, ending at `size` ('128,224'); 'none': off
+    ema:float|None=None,           # average the weights over the unfrozen epochs with this decay (`WeightEMA`, e.g. 0.97); 0: none
     find_lr:bool=False,            # run `lr_find` to choose `lr`
     aug:str|None=None,             # augmentation preset (see `birdlab.data.AUG_PRESETS`)
     seed:int=42,                   # seed for split, init and order
@@ -354,7 +382,7 @@ def train(
     **kwargs,                      # passed on to `make_learner`
 )->Learner:
     "Fine-tune `arch` on `src` with `recipe` and write model, log, manifest and config to a new run folder (data-parallel under `accelerate launch`)."
-    r = recipe_settings(recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, lr=lr, lr_mult=lr_mult, progressive=progressive, aug=aug)
+    r = recipe_settings(recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, lr=lr, lr_mult=lr_mult, progressive=progressive, aug=aug, ema=ema)
     n = world_size()
     if n>1: _check_distrib(out, find_lr, bs, n)
     if r['epochs']<0 or r['freeze_epochs']<0 or r['epochs']+r['freeze_epochs']<1: raise ValueError(
