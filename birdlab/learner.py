@@ -15,7 +15,7 @@ from fastai.vision.all import (Learner, DataLoaders, Normalize, CrossEntropyLoss
                                combined_cos, load_learner)
 from fastai.callback.tracker import ReduceLROnPlateau as _FastaiReduceLROnPlateau
 from timm.utils import ModelEmaV3
-from torch import nn
+from fastai.torch_core import get_model
 from fastcore.basics import patch
 from .core import default_device, seed_everything, new_run_dir, release_run_dir, save_json, Run, RUN_FILES, world_size, is_main
 from .split import write_manifest
@@ -214,18 +214,19 @@ class _Resumed(Callback):
         self.learn.remove_cb(self)
 
 # %% ../nbs/06_learner.ipynb #8eb6098a
-def _unwrap(model:nn.Module)->nn.Module: return getattr(model, 'module', model)   # the model inside DistributedDataParallel
+def _check_ema(decay:float):
+    "Refuse a decay for `WeightEMA` outside (0, 1), before anything is trained."
+    if not 0 < decay < 1: raise ValueError(f"ema={decay!r}: give a decay between 0 and 1, like 0.97 (about the last 33 steps), or 0 for no average.")
 
 # %% ../nbs/06_learner.ipynb #a32b8bca
 class WeightEMA(Callback):
     "Keep an exponential moving average of the weights over the unfrozen phase (timm's `ModelEmaV3`); `apply` puts it into the model."
     order = 70
     def __init__(self, decay:float=0.97): # weight of the average so far at each step: about the last 1/(1-decay) steps count
-        if not 0 < decay < 1: raise ValueError(f"ema={decay!r}: give a decay between 0 and 1, like 0.97 (about the last 33 steps), or 0 for no average.")
-        self.decay, self.ema = decay, None
+        _check_ema(decay); self.decay, self.ema = decay, None
     def before_fit(self):
         if self.ema is None and getattr(self.learn, 'phase', 'unfrozen')=='unfrozen' and not hasattr(self.learn, 'lr_finder'):
-            self.target = _unwrap(self.model)   # kept for `apply`, which may come after the fit is over
+            self.target = get_model(self.model)   # the model inside DistributedDataParallel, kept for `apply`, which may come after the fit is over
             self.ema = ModelEmaV3(self.target, decay=self.decay)
     def after_batch(self):
         if self.ema is not None and self.training: self.ema.update(self.target)
@@ -288,7 +289,7 @@ def recipe_settings(
     "The settings `train` uses: `recipe`'s, with those `given` in their place and progressive sizes checked against `size`."
     if recipe not in RECIPES: raise ValueError(f"recipe={recipe!r}: choose one of {', '.join(RECIPES)}.")
     r = {**RECIPES[recipe], **{k:v for k,v in given.items() if v is not None}}
-    if r.get('ema') and not 0 < r['ema'] < 1: raise ValueError(f"ema={r['ema']!r}: give a decay between 0 and 1, like 0.97 (about the last 33 steps), or 0 for no average.")
+    if r.get('ema'): _check_ema(r['ema'])
     p, mine = parse_sizes(r['progressive']), given.get('progressive') is not None
     if p and mine and given.get('size') is None: r['size'] = p[-1]
     if p and p[-1]!=r['size']:
