@@ -101,7 +101,7 @@ if __name__=='__main__':
           f"wall time {time.time()-t0:.0f} s")
     tab = df.pivot(index='recipe', columns='seed', values='test_accuracy')
     tab['mean'] = tab.mean(axis=1); tab['valid mean'] = df.groupby('recipe').valid_accuracy.mean(); tab['s/run'] = df.groupby('recipe').seconds.mean()
-    base_mean = tab.loc[next(iter(recipes)), 'mean']   # (a), else (b), else the first candidate
-    tab[f"vs {next(iter(recipes))[:3]} (points)"] = (tab['mean'] - base_mean)*100
+    first = next(iter(recipes))   # (a), else (b), else the first candidate
+    tab[f"vs {first[:3]} (points)"] = (tab['mean'] - tab.loc[first, 'mean'])*100
     if 'test_accuracy_tta' in df: tab['mean with TTA'] = df.groupby('recipe').test_accuracy_tta.mean()   # birdlab recipes: `birdlab evaluate --tta`
     print(tab.loc[list(recipes)].to_string(float_format=lambda x: f'{x:.3f}'))

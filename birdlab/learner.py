@@ -351,9 +351,9 @@ def _fit_and_finish(
         with distributed(learn): fine_tune_phases(learn, cfg['epochs'], cfg['lr'], cfg['freeze_epochs'], start=start,
                                                    lr_mult=cfg.get('lr_mult', 100), sizes=cfg.get('progressive'), resize=resize)
     except KeyboardInterrupt: raise KeyboardInterrupt(f"Training interrupted. {_interrupted_msg(out)}") from None
-    if ema is not None: ema.apply(); learn.remove_cb(ema)   # the average replaces the (best epoch's) weights
+    if ema is not None: ema.apply()   # the average replaces the (best epoch's) weights
     learn.train_time = time.time()-t0 + float(cfg.get('train_seconds') or 0)
-    learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, (Checkpoint, TrackerCallback, HistoryCSV))))   # the run's log and best weights are final
+    learn.remove_cbs(learn.cbs.filter(lambda c: isinstance(c, (Checkpoint, TrackerCallback, HistoryCSV, WeightEMA))))   # the run's log, best weights and average are final
     if not leave_distrib(): return learn   # only process 0 writes
     export_learner(learn)
     Run(out).write_json('config', {**cfg, 'presize':learn.dls.presize, 'train_seconds':round(learn.train_time, 1), 'complete':True})   # the final size's
