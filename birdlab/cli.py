@@ -23,7 +23,7 @@ def _recipe(
     epochs:int=None,       # epochs with the whole network unfrozen
     freeze_epochs:int=None,# epochs training the new head only, first
     size:int=None,         # image size (the last one, with --progressive)
-    bs:int=32,             # batch size (all GPUs together)
+    bs:int=None,           # batch size (all GPUs together)
     lr:float=None,         # base learning rate
     lr_mult:float=None,    # the body learns at lr/lr_mult once unfrozen (fastai's fine_tune: 100)
     progressive:str=None,  # progressive resizing: image sizes for the unfrozen epochs in turn, e.g. 128,224 ('none': off)
@@ -90,6 +90,7 @@ def train_cmd(
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
     from birdlab.core import world_size
     from birdlab.distrib import launch_train, quiet_workers
+    from birdlab.learner import recipe_settings
     if resume:
         from birdlab.learner import resume as resume_run
         return _train_and_report(resume, resume, learn=resume_run(resume, cpu=cpu))
@@ -97,6 +98,7 @@ def train_cmd(
     r = _recipe(**settings)
     if gpus<1: raise ValueError(f"--gpus {gpus}: give 1 or more.")
     if gpus>1 and world_size()==1:   # start `gpus` processes that each run this command; process 0 reports
+        r['bs'] = recipe_settings(r['recipe'], bs=r['bs'])['bs']   # the global batch, checked against `gpus` before any process starts
         out = launch_train(data, gpus, out=out, arch=arch, cpu=cpu, find_lr=find_lr, no_pretrained=no_pretrained, compile=compile, **r)
         return Run(out).read_json('metrics')
     quiet_workers()

@@ -124,11 +124,11 @@ def check_gpus(n:int, cpu:bool=False):
                          f"or add --cpu to train in {n} CPU processes (to test the setup; on one machine's cores it is not meant to be faster).")
 
 # %% ../nbs/05c_distrib.ipynb #4b580a7f
-def check_split(n:int, bs:int, find_lr:bool=False):
-    "Fail clearly unless a training run can be split over `n` processes: `bs` a multiple of `n`, and no `find_lr`."
+def check_split(n:int, bs:int|None, find_lr:bool=False):
+    "Fail clearly unless a training run can be split over `n` processes: `bs` (if given) a multiple of `n`, and no `find_lr`."
     if find_lr: raise ValueError("`find_lr` needs a single process: find the learning rate with a one-GPU run (`birdlab train --find-lr`), "
                                  "then pass it as `lr`.")
-    if bs%n: raise ValueError(f"bs={bs} does not split evenly over {n} processes: use a multiple of {n}.")
+    if bs is not None and bs%n: raise ValueError(f"bs={bs} does not split evenly over {n} processes: use a multiple of {n}.")
 
 # %% ../nbs/05c_distrib.ipynb #20a708c2
 def launch(argv:list, n:int, cpu:bool=False)->int:
@@ -153,10 +153,11 @@ def launch_train(
     "Train one model in `gpus` processes, each running `birdlab train` on the same run folder."
     from birdlab.split import read_data, check_species
     check_species(read_data(data), data)   # bad data fails here, before any process starts
-    bs = opts.get('bs', 32)
+    bs = opts.get('bs')   # the global batch; None: the recipe's, checked in each process (`birdlab train` passes it in)
     check_gpus(gpus, cpu); check_split(gpus, bs, opts.get('find_lr', False))
     out = Run.create(out, prefix=arch).path    # one folder for all processes; fails now if it holds files
-    print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {bs} ({bs//gpus} per process) -> {out}", flush=True)
+    batch = f"global batch {bs} ({bs//gpus} per process)" if bs else "the recipe's global batch"
+    print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, {batch} -> {out}", flush=True)
     rc = launch(as_argv('train', data=data, arch=arch, out=out, cpu=cpu, **opts), gpus, cpu=cpu)
     if rc: raise ChildProcessError(f"training in {gpus} processes failed (exit code {rc}); the messages above say why. Run folder: {out}")
     return out

@@ -267,9 +267,9 @@ def _check_distrib(out, find_lr, bs, n):
 
 # %% ../nbs/06_learner.ipynb #af06f120
 RECIPES = dict(
-    default = dict(epochs=8, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
-    fast    = dict(epochs=8, freeze_epochs=1, size=224, lr=8e-3, lr_mult=1, aug='default', progressive=[128, 224], ema=None),
-    best    = dict(epochs=16, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
+    default = dict(bs=32, epochs=8, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
+    fast    = dict(bs=16, epochs=4, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
+    best    = dict(bs=32, epochs=16, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
 )
 
 # %% ../nbs/06_learner.ipynb #14df6e21
@@ -290,13 +290,10 @@ def recipe_settings(
     if recipe not in RECIPES: raise ValueError(f"recipe={recipe!r}: choose one of {', '.join(RECIPES)}.")
     r = {**RECIPES[recipe], **{k:v for k,v in given.items() if v is not None}}
     if r.get('ema'): _check_ema(r['ema'])
-    p, mine = parse_sizes(r['progressive']), given.get('progressive') is not None
-    if p and mine and given.get('size') is None: r['size'] = p[-1]
-    if p and p[-1]!=r['size']:
-        if mine: raise ValueError(f"progressive={p}: the last size is the one the run trains at, {r['size']}; end it there ({[*p[:-1], r['size']]}), or leave the size out.")
-        small = {32*round(s*r['size']/p[-1]/32) for s in p[:-1]}   # the recipe's stages, scaled; those not below the size fall away
-        p = [*sorted(s for s in small if 0<s<r['size']), r['size']]
-    return {**r, 'progressive': p if p and len(p)>1 else None}
+    p = parse_sizes(r['progressive'])
+    if p and given.get('size') is None: r['size'] = p[-1]
+    if p and p[-1]!=r['size']: raise ValueError(f"progressive={p}: the last size is the one the run trains at, {r['size']}; end it there ({[*p[:-1], r['size']]}), or leave the size out.")
+    return {**r, 'progressive': p}
 
 # %% ../nbs/06_learner.ipynb #d6aab7e1
 def _resizer(dls:DataLoaders, size:int, stats:tuple, **kwargs):
@@ -312,8 +309,8 @@ def _plain(v)->bool: return v is None or isinstance(v, (bool, int, float, str))
 
 # %% ../nbs/06_learner.ipynb #d1b2f8aa
 def _config(src, dls, learn, device, n, kwargs, **settings)->dict:
-    "What `config.json` records about a run at its start."
-    return dict(**settings, weights_source=learn.model.pretrained_cfg.get('birdlab_source'),
+    "What `config.json` records about a run at its start (`bs`: the batch actually used, after any lowering)."
+    return dict(settings, weights_source=learn.model.pretrained_cfg.get('birdlab_source'),
                 data=str(src) if not hasattr(src, 'columns') else 'table', bs=dls.train.bs*n, presize=dls.presize, processes=n,
                 device=str(device), mixed_precision=str(_amp_mode(device)), stats=model_stats(learn.model), vocab=list(dls.vocab),
                 n_images=dls.table.split.value_counts().to_dict(), versions=versions(),
@@ -367,7 +364,7 @@ def train(
     epochs:int|None=None,          # epochs with the whole network unfrozen
     freeze_epochs:int|None=None,   # epochs training only the new head first (0: none)
     size:int|None=None,            # image size (the last one, with `progressive`)
-    bs:int=32,                     # batch size (in all processes together, when several train)
+    bs:int|None=None,              # batch size (in all processes together, when several train)
     lr:float|None=None,            # base learning rate (lr_find's if `find_lr`)
     lr_mult:float|None=None,       # the body learns at `lr/lr_mult` once unfrozen (fastai's `fine_tune`: 100)
     progressive:list|str|None=None,# progressive resizing: sizes for the unfrozen epochs in turn, ending at `size` ('128,224'); 'none': off
@@ -383,9 +380,9 @@ def train(
     **kwargs,                      # passed on to `make_learner`
 )->Learner:
     "Fine-tune `arch` on `src` with `recipe` and write model, log, manifest and config to a new run folder (data-parallel under `accelerate launch`)."
-    r = recipe_settings(recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, lr=lr, lr_mult=lr_mult, progressive=progressive, aug=aug, ema=ema)
+    r = recipe_settings(recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, lr_mult=lr_mult, progressive=progressive, aug=aug, ema=ema)
     n = world_size()
-    if n>1: _check_distrib(out, find_lr, bs, n)
+    if n>1: _check_distrib(out, find_lr, r['bs'], n)
     if r['epochs']<0 or r['freeze_epochs']<0 or r['epochs']+r['freeze_epochs']<1: raise ValueError(
         f"epochs={r['epochs']}, freeze_epochs={r['freeze_epochs']}: give at least one epoch in all (neither negative).")
     _check_fresh(out)
@@ -393,7 +390,7 @@ def train(
     out = Run.create(out, prefix=arch, reuse_claim=n>1).path if is_main() else Path(out)
     seed_everything(seed)
     device = init_distrib(cpu)
-    dl_kw = dict(bs=bs//n, aug=r['aug'], seed=seed, device=device, loader=loader, cache=cache)
+    dl_kw = dict(bs=r['bs']//n, aug=r['aug'], seed=seed, device=device, loader=loader, cache=cache)
     try:
         dls = rank0_first(get_dls, src, size=_first_size(r), **dl_kw)
         if n>1: seed_everything(seed+rank_distrib())  # each process its own augmentations

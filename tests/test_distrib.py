@@ -34,6 +34,8 @@ def test_gpus_errors(tmp_path):
     assert not (tmp_path/'r').exists()                       # nothing created before the check
     r = run('birdlab', 'train', '--data', SAMPLE, '--gpus', '2', '--cpu', '--bs', '15', '--out', tmp_path/'r')
     assert r.returncode == 2 and 'multiple of 2' in r.stderr, r.stderr[-2000:]
+    r = run('birdlab', 'train', '--data', SAMPLE, '--gpus', '3', '--cpu', '--recipe', 'fast', '--out', tmp_path/'r')
+    assert r.returncode == 2 and 'bs=16 does not split evenly over 3' in r.stderr, r.stderr[-2000:]   # the recipe's batch
     r = run('birdlab', 'train', '--data', SAMPLE, '--gpus', '2', '--cpu', '--find-lr', '--out', tmp_path/'r')
     assert r.returncode == 2 and 'single process' in r.stderr, r.stderr[-2000:]
     assert not (tmp_path/'r').exists()                       # refused before the run folder is made
