@@ -23,7 +23,7 @@ def _recipe(
     epochs:int=None,       # epochs with the whole network unfrozen
     freeze_epochs:int=None,# epochs training the new head only, first
     size:int=None,         # image size (the last one, with --progressive)
-    bs:int=None,           # batch size (all GPUs together)
+    bs:int=None,           # batch size (all GPUs together; default: the recipe's)
     lr:float=None,         # base learning rate
     lr_mult:float=None,    # the body learns at lr/lr_mult once unfrozen (fastai's fine_tune: 100)
     progressive:str=None,  # progressive resizing: image sizes for the unfrozen epochs in turn, e.g. 128,224 ('none': off)

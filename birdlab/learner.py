@@ -364,7 +364,7 @@ def train(
     epochs:int|None=None,          # epochs with the whole network unfrozen
     freeze_epochs:int|None=None,   # epochs training only the new head first (0: none)
     size:int|None=None,            # image size (the last one, with `progressive`)
-    bs:int|None=None,              # batch size (in all processes together, when several train)
+    bs:int|None=None,              # batch size (all processes together, when several train; default: the recipe's)
     lr:float|None=None,            # base learning rate (lr_find's if `find_lr`)
     lr_mult:float|None=None,       # the body learns at `lr/lr_mult` once unfrozen (fastai's `fine_tune`: 100)
     progressive:list|str|None=None,# progressive resizing: sizes for the unfrozen epochs in turn, ending at `size` ('128,224'); 'none': off
