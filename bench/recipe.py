@@ -2,6 +2,7 @@
 
     python bench/recipe.py [--data ../shared/data/cub25] [--seeds 1,2,3] [--size 224] [--epochs 8]
                            [--candidate "lr=8e-3 aug=strong"] [--candidate ...] [--cpu] [--skip-plain] [--skip-default]
+                           [--species 8] [--per-species 30]
 
 For each split seed, the data is split once (70/15/15, stratified) and every recipe trains on that split:
 (a) **plain fastai**, as the fastai docs teach: a DataBlock with a `Resize(size)` item transform and
@@ -16,6 +17,9 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
 Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test);
 for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
 Prints one table (per seed, and the mean) with the device, versions and wall time.
+`--species N` and `--per-species M` train on a smaller data set drawn from `--data` (N species chosen at random,
+at most M photos of each, both drawn with seed 0 so every run gets the same photos): how a recipe does on a
+data set the size of a first scrape.
 """
 import argparse, ast, os, platform, tempfile, time
 from pathlib import Path
@@ -62,6 +66,15 @@ def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
     return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(va), seconds=secs,
                 test_accuracy_tta=float((pt.argmax(1)==y).float().mean()))
 
+def subset(base:pd.DataFrame, species:int|None=None, per_species:int|None=None, seed:int=0)->pd.DataFrame:
+    "`species` of `base`'s species chosen at random and at most `per_species` photos of each (`None`: all), drawn with `seed`."
+    if species:
+        have = sorted(base.label.unique())
+        if species > len(have): raise SystemExit(f"--species {species}: the data has only {len(have)} species.")
+        base = base[base.label.isin(pd.Series(have).sample(species, random_state=seed))]
+    if per_species: base = base.sample(frac=1, random_state=seed).groupby('label').head(per_species).sort_values('path')
+    return base.reset_index(drop=True)
+
 def parse_candidate(s:str)->dict:
     "`'lr=8e-3 aug=strong'` -> {'lr': 0.008, 'aug': 'strong'}"
     out = {}
@@ -78,6 +91,8 @@ if __name__=='__main__':
     ap.add_argument('--candidate', action='append', default=[]); ap.add_argument('--cpu', action='store_true')
     ap.add_argument('--skip-plain', action='store_true', help='leave out (a), e.g. to compare two birdlab options')
     ap.add_argument('--skip-default', action='store_true', help='leave out (b), e.g. to run a candidate on more splits (compare across runs with care)')
+    ap.add_argument('--species', type=int, help='train on this many of the species (chosen at random, seed 0)')
+    ap.add_argument('--per-species', type=int, help='at most this many photos of each species (chosen at random, seed 0)')
     a = ap.parse_args()
     import fastai, timm, birdlab
     from birdlab.split import read_data, split_table
@@ -87,7 +102,7 @@ if __name__=='__main__':
     if a.skip_plain: del recipes['(a) plain fastai']
     if a.skip_default: del recipes['(b) birdlab defaults']
     if not recipes: ap.error('nothing to run: --skip-plain and --skip-default leave out both recipes; add a --candidate')
-    base = read_data(a.data).assign(split='')
+    base = subset(read_data(a.data), a.species, a.per_species).assign(split='')
     rows, t0 = [], time.time()
     for seed in [int(s) for s in a.seeds.split(',')]:
         table = split_table(base, seed=seed)
