@@ -99,6 +99,8 @@ def make_learner(
     pretrained:bool=True,          # start from ImageNet weights
     weights:str|Path|None=None,    # or from a local checkpoint
     label_smoothing:float=0.1,     # 0 for plain cross-entropy
+    drop_rate:float|None=None,     # dropout before the classifier (timm's `drop_rate`); None: the model's own (0 for Lite)
+    drop_path_rate:float|None=None,# stochastic depth over the blocks (timm's `drop_path_rate`); None: the model's own (0 for Lite)
     metrics=None,                  # default: accuracy and top-5 accuracy
     monitor:str='valid_loss',      # what early stopping, LR reduction and best-model saving watch
     early_stop:int|None=5,         # patience in epochs; None: no early stopping
@@ -113,7 +115,8 @@ def make_learner(
     **kwargs,                      # passed on to fastai's `Learner` (opt_func, wd, ...)
 )->Learner:
     "A fastai `Learner` fine-tuning `arch` on `dls`, with birdlab's default callbacks."
-    model = create_model(arch, n_out=len(dls.vocab), pretrained=pretrained, weights=weights)
+    drops = {k:v for k,v in dict(drop_rate=drop_rate, drop_path_rate=drop_path_rate).items() if v is not None}
+    model = create_model(arch, n_out=len(dls.vocab), pretrained=pretrained, weights=weights, **drops)
     if compile: model.compile(**({} if compile is True else dict(mode=compile)))
     set_normalize(dls, model_stats(model))
     comp = None if 'loss' in monitor else np.greater  # metrics improve upwards
