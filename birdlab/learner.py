@@ -115,8 +115,8 @@ def make_learner(
     **kwargs,                      # passed on to fastai's `Learner` (opt_func, wd, ...)
 )->Learner:
     "A fastai `Learner` fine-tuning `arch` on `dls`, with birdlab's default callbacks."
-    drops = {k:v for k,v in dict(drop_rate=drop_rate, drop_path_rate=drop_path_rate).items() if v is not None}
-    model = create_model(arch, n_out=len(dls.vocab), pretrained=pretrained, weights=weights, **drops)
+    model = create_model(arch, n_out=len(dls.vocab), pretrained=pretrained, weights=weights,   # timm leaves out settings given as None
+                         drop_rate=drop_rate, drop_path_rate=drop_path_rate)
     if compile: model.compile(**({} if compile is True else dict(mode=compile)))
     set_normalize(dls, model_stats(model))
     comp = None if 'loss' in monitor else np.greater  # metrics improve upwards
