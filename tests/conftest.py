@@ -38,6 +38,17 @@ def browser():
     yield drv
     drv.quit()
 
+def open_page(browser, url, tries=3, wait=10):
+    """Open `url` and wait until the browser shows it, loaded. Headless Chromium's `get` now and then returns
+    still on the previous page (seen in CI: the 04_data test read 03b_audit's headings), so check, and ask again."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+    for _ in range(tries):
+        browser.get(url)
+        try: return WebDriverWait(browser, wait).until(lambda d: d.current_url == url and d.execute_script('return document.readyState') == 'complete')
+        except TimeoutException: pass
+    raise AssertionError(f'the browser did not open {url} in {tries} tries: it shows {browser.current_url}')
+
 def free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 

@@ -2,7 +2,7 @@
 import importlib, re, sys
 from pathlib import Path
 import pytest
-from conftest import run, ROOT
+from conftest import run, ROOT, open_page
 
 CHAPTERS = {'00_core':'core', '00b_testing':'testing', '01_scrape':'scrape', '03_split':'split', '03b_audit':'audit', '04_data':'data', '05_models':'models', '05b_clean':'clean',
             '06_learner':'learner', '05c_distrib':'distrib', '07_evaluate':'evaluate', '08_interpret':'interpret', '12d_compare':'compare', '10_ensemble':'ensemble', '11_distill':'distill', '12_inference':'inference', '12b_export':'export', '12c_hub':'hub', '13_serve':'serve', '14_cli':'cli'}
@@ -22,13 +22,13 @@ def test_readme_is_rendered_from_index():
     assert (ROOT/'README.md').read_text() == docs.readme_text(), "README.md is stale: run `python tools/docs.py readme`"
 
 def test_index_lists_every_chapter(preview, browser):
-    browser.get((preview/'index.html').as_uri())
+    open_page(browser, (preview/'index.html').as_uri())
     links = [a.get_attribute('href').rsplit('/', 1)[-1] for a in browser.find_elements('css selector', '#chapters a')]
     assert set(f'{c}.html' for c in CHAPTERS) <= set(links)
 
 @pytest.mark.parametrize('nb,mod', CHAPTERS.items())
 def test_chapter_shows_every_public_name(preview, browser, nb, mod):
-    browser.get((preview/f'{nb}.html').as_uri())
+    open_page(browser, (preview/f'{nb}.html').as_uri())
     heads = {h.text.strip().rstrip('¶').strip() for h in browser.find_elements('css selector', 'h3, h4')}
     names = importlib.import_module(f'birdlab.{mod}').__all__
     funcs = [n for n in names if callable(getattr(importlib.import_module(f'birdlab.{mod}'), n))]

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 import pandas as pd
-from conftest import run, SAMPLE
+from conftest import run, SAMPLE, open_page
 
 SECTIONS = ['summary','calibration','needs-data','per-class','confusion','most-confused','top-losses','curves']
 
@@ -44,7 +44,7 @@ def test_evaluate_errors(demo_run, tmp_path):
 
 def test_report_opens_in_browser(demo_run, browser, tmp_path):
     out, _ = demo_run
-    browser.get((out/'report.html').as_uri())
+    open_page(browser, (out/'report.html').as_uri())
     for s in SECTIONS:
         sec = browser.find_element('id', s)
         assert sec.is_displayed() and sec.find_element('tag name', 'h2').text, s

@@ -2,7 +2,7 @@
 import json, os, pickle, re, shutil, signal, socket, subprocess, time
 from pathlib import Path
 import pandas as pd, pytest, requests
-from conftest import run, serving, SAMPLE
+from conftest import run, serving, SAMPLE, open_page
 
 PHOTOS = [SAMPLE/'OSTRICH'/'1.jpg', SAMPLE/'PEACOCK'/'2.jpg']
 
@@ -81,7 +81,7 @@ def test_web_page_shows_markup_as_text(exported, tmp_path, browser):
     shutil.copy(exp/'model.onnx', tmp_path/f'{name}.onnx')
     (tmp_path/f'{name}.json').write_text(json.dumps(card))
     with serving(tmp_path/f'{name}.onnx') as (url, _):
-        browser.get(url+'/')
+        open_page(browser, url+'/')
         assert browser.title == 'birdlab' and name in browser.find_element('id', 'model').text
         browser.find_element('id', 'file').send_keys(str(SAMPLE/'PEACOCK'/'3.jpg'))
         WebDriverWait(browser, 30).until(lambda d: len(d.find_elements('css selector', '#bars .row')) == 5)

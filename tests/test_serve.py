@@ -3,7 +3,7 @@ import io, json, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, requests
 from PIL import Image
-from conftest import run, serving, SAMPLE
+from conftest import run, serving, SAMPLE, open_page
 
 @pytest.fixture(scope='module')
 def server(exported):
@@ -62,7 +62,7 @@ def test_web_page_upload(server, browser):
     from selenium.webdriver.support.ui import WebDriverWait
     fn = SAMPLE/'PEACOCK'/'3.jpg'
     expected = requests.post(server+'/predict', files={'file': (fn.name, fn.read_bytes(), 'image/jpeg')}).json()
-    browser.get(server+'/')
+    open_page(browser, server+'/')
     assert 'Which bird is this?' in browser.page_source
     browser.find_element('id', 'file').send_keys(str(fn))
     WebDriverWait(browser, 30).until(lambda d: d.find_element('id', 'species').text not in ('', '...'))
