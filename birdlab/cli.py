@@ -90,7 +90,6 @@ def train_cmd(
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
     from birdlab.core import world_size
     from birdlab.distrib import launch_train, quiet_workers
-    from birdlab.learner import recipe_settings
     if resume:
         from birdlab.learner import resume as resume_run
         return _train_and_report(resume, resume, learn=resume_run(resume, cpu=cpu))
@@ -98,7 +97,6 @@ def train_cmd(
     r = _recipe(**settings)
     if gpus<1: raise ValueError(f"--gpus {gpus}: give 1 or more.")
     if gpus>1 and world_size()==1:   # start `gpus` processes that each run this command; process 0 reports
-        r['bs'] = recipe_settings(r['recipe'], bs=r['bs'])['bs']   # the global batch, checked against `gpus` before any process starts
         out = launch_train(data, gpus, out=out, arch=arch, cpu=cpu, find_lr=find_lr, no_pretrained=no_pretrained, compile=compile, **r)
         return Run(out).read_json('metrics')
     quiet_workers()

@@ -14,6 +14,7 @@ from torch import nn
 from fastai.vision.all import Learner, ProgressCallback, rank_distrib, num_distrib, distrib_barrier
 from fastai.distributed import DistributedDL, DistributedTrainer
 from .core import default_device, world_size, is_main, Run
+from .recipes import recipe_settings
 
 # %% auto #0
 __all__ = ['init_distrib', 'rank0_first', 'sync_batchnorm', 'unsync_batchnorm', 'DataParallelTrainer', 'distributed',
@@ -148,16 +149,15 @@ def launch_train(
     out=None,                  # run folder (new or empty); default runs/<arch>-<time>
     arch:str='efficientnet_lite0', # architecture
     cpu:bool=False,            # CPU processes (to test the setup)
-    **opts,                    # the other `birdlab train` options (recipe, find_lr, no_pretrained, compile)
+    **opts,                    # the other `birdlab train` options (recipe, bs, find_lr, no_pretrained, compile)
 )->Path:                       # the run folder, once every process has finished
     "Train one model in `gpus` processes, each running `birdlab train` on the same run folder."
     from birdlab.split import read_data, check_species
     check_species(read_data(data), data)   # bad data fails here, before any process starts
-    bs = opts.get('bs')   # the global batch; None: the recipe's, checked in each process (`birdlab train` passes it in)
+    opts['bs'] = bs = recipe_settings(opts.get('recipe') or 'default', bs=opts.get('bs'))['bs']   # the global batch: given, or the recipe's
     check_gpus(gpus, cpu); check_split(gpus, bs, opts.get('find_lr', False))
     out = Run.create(out, prefix=arch).path    # one folder for all processes; fails now if it holds files
-    batch = f"global batch {bs} ({bs//gpus} per process)" if bs else "the recipe's global batch"
-    print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, {batch} -> {out}", flush=True)
+    print(f"birdlab train: {gpus} {'CPU processes' if cpu else 'GPUs'}, global batch {bs} ({bs//gpus} per process) -> {out}", flush=True)
     rc = launch(as_argv('train', data=data, arch=arch, out=out, cpu=cpu, **opts), gpus, cpu=cpu)
     if rc: raise ChildProcessError(f"training in {gpus} processes failed (exit code {rc}); the messages above say why. Run folder: {out}")
     return out

@@ -22,11 +22,12 @@ from .split import write_manifest
 from .data import get_dls, inference_dls, AUG_PRESETS
 from .models import create_model, model_stats
 from .distrib import init_distrib, rank0_first, distributed, leave_distrib, check_split
+from .recipes import RECIPES, recipe_settings, _check_ema
 
 # %% auto #0
-__all__ = ['RECIPES', 'ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter',
-           'make_learner', 'stage_epochs', 'fine_tune_phases', 'Checkpoint', 'WeightEMA', 'export_learner', 'versions',
-           'parse_sizes', 'recipe_settings', 'train', 'resume', 'read_config', 'learner_from_run']
+__all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter', 'make_learner',
+           'stage_epochs', 'fine_tune_phases', 'Checkpoint', 'WeightEMA', 'export_learner', 'versions', 'train',
+           'resume', 'read_config', 'learner_from_run']
 
 # %% ../nbs/06_learner.ipynb #ef29974c
 class ReduceLROnPlateau(_FastaiReduceLROnPlateau):
@@ -216,11 +217,6 @@ class _Resumed(Callback):
             if hasattr(c, 'scale'): c.scale = self.prog.get('lr_scale', 1.)
         self.learn.remove_cb(self)
 
-# %% ../nbs/06_learner.ipynb #8eb6098a
-def _check_ema(decay:float):
-    "Refuse a decay for `WeightEMA` outside (0, 1), before anything is trained."
-    if not 0 < decay < 1: raise ValueError(f"ema={decay!r}: give a decay between 0 and 1, like 0.97 (about the last 33 steps), or 0 for no average.")
-
 # %% ../nbs/06_learner.ipynb #a32b8bca
 class WeightEMA(Callback):
     "Keep an exponential moving average of the weights over the unfrozen phase (timm's `ModelEmaV3`); `apply` puts it into the model."
@@ -267,36 +263,6 @@ def _check_distrib(out, find_lr, bs, n):
     if out is None: raise ValueError(f"Training in {n} processes needs an explicit `out` folder, the same in every process "
                                      "(`birdlab train --gpus N` picks one for you).")
     check_split(n, bs, find_lr)
-
-# %% ../nbs/06_learner.ipynb #af06f120
-RECIPES = dict(
-    default = dict(bs=32, epochs=8, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
-    fast    = dict(bs=16, epochs=4, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
-    best    = dict(bs=32, epochs=16, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None),
-)
-
-# %% ../nbs/06_learner.ipynb #14df6e21
-def parse_sizes(sizes)->list|None:
-    "`'128,224'`, `[128, 224]` -> `[128, 224]`; `None`, `False`, `''`, `'none'` or a single size -> `None` (no progressive resizing)."
-    if sizes is None or sizes is False or (isinstance(sizes, str) and sizes.strip().lower() in ('', 'none', 'off')): return None
-    try: out = [int(s) for s in (sizes.split(',') if isinstance(sizes, str) else sizes)]
-    except (TypeError, ValueError): raise ValueError(f"progressive={sizes!r}: give image sizes in increasing order, like '128,224' or [128, 224].") from None
-    if any(s<8 for s in out) or out!=sorted(set(out)): raise ValueError(f"progressive={sizes!r}: give image sizes of at least 8 px in increasing order, like '128,224'.")
-    return out if len(out)>1 else None
-
-# %% ../nbs/06_learner.ipynb #98ef876c
-def recipe_settings(
-    recipe:str='default', # a name in `RECIPES`
-    **given,              # settings that replace the recipe's (those left at None keep it)
-)->dict:
-    "The settings `train` uses: `recipe`'s, with those `given` in their place and progressive sizes checked against `size`."
-    if recipe not in RECIPES: raise ValueError(f"recipe={recipe!r}: choose one of {', '.join(RECIPES)}.")
-    r = {**RECIPES[recipe], **{k:v for k,v in given.items() if v is not None}}
-    if r.get('ema'): _check_ema(r['ema'])
-    p = parse_sizes(r['progressive'])
-    if p and given.get('size') is None: r['size'] = p[-1]
-    if p and p[-1]!=r['size']: raise ValueError(f"progressive={p}: the last size is the one the run trains at, {r['size']}; end it there ({[*p[:-1], r['size']]}), or leave the size out.")
-    return {**r, 'progressive': p}
 
 # %% ../nbs/06_learner.ipynb #d6aab7e1
 def _resizer(dls:DataLoaders, size:int, stats:tuple, **kwargs):

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from conftest import run, ROOT, open_page
 
-CHAPTERS = {'00_core':'core', '00b_testing':'testing', '01_scrape':'scrape', '03_split':'split', '03b_audit':'audit', '04_data':'data', '05_models':'models', '05b_clean':'clean',
+CHAPTERS = {'00_core':'core', '00b_testing':'testing', '01_scrape':'scrape', '03_split':'split', '03b_audit':'audit', '04_data':'data', '05_models':'models', '05a_recipes':'recipes', '05b_clean':'clean',
             '06_learner':'learner', '05c_distrib':'distrib', '07_evaluate':'evaluate', '08_interpret':'interpret', '12d_compare':'compare', '10_ensemble':'ensemble', '11_distill':'distill', '12_inference':'inference', '12b_export':'export', '12c_hub':'hub', '13_serve':'serve', '14_cli':'cli'}
 
 @pytest.fixture(scope='module')
