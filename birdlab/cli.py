@@ -29,11 +29,12 @@ def _recipe(
     progressive:str=None,  # progressive resizing: image sizes for the unfrozen epochs in turn, e.g. 128,224 ('none': off)
     aug:str=None,          # augmentation preset: none, light, default, strong, weather (fog, haze, blur, colour)
     ema:float=None,        # average the weights over the unfrozen epochs with this decay, e.g. 0.97 (0: none)
+    drop_path_rate:float=None, # stochastic depth: skip residual blocks at random while training, e.g. 0.2 (0: none)
     seed:int=42,           # seed for split and training
 )->dict:
     "The training recipe that `train`, `compare` and `distill` share (their options via `delegates`); unset options come from `recipe`."
     return dict(recipe=recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, lr_mult=lr_mult,
-                progressive=progressive, aug=aug, ema=ema, seed=seed)
+                progressive=progressive, aug=aug, ema=ema, drop_path_rate=drop_path_rate, seed=seed)
 
 # %% ../nbs/14_cli.ipynb #1627f742
 def _train_and_report(data, out, learn=None, **kwargs)->dict|None:

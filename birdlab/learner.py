@@ -338,6 +338,7 @@ def train(
     lr_mult:float|None=None,       # the body learns at `lr/lr_mult` once unfrozen (fastai's `fine_tune`: 100)
     progressive:list|str|None=None,# progressive resizing: sizes for the unfrozen epochs in turn, ending at `size` ('128,224'); 'none': off
     ema:float|None=None,           # average the weights over the unfrozen epochs with this decay (`WeightEMA`, e.g. 0.97); 0: none
+    drop_path_rate:float|None=None,# stochastic depth (see `make_learner`), e.g. 0.2; 0: none; default: the recipe's, else the model's own
     find_lr:bool=False,            # run `lr_find` to choose `lr`
     aug:str|None=None,             # augmentation preset (see `birdlab.data.AUG_PRESETS`)
     seed:int=42,                   # seed for split, init and order
@@ -349,7 +350,7 @@ def train(
     **kwargs,                      # passed on to `make_learner`
 )->Learner:
     "Fine-tune `arch` on `src` with `recipe` and write model, log, manifest and config to a new run folder (data-parallel under `accelerate launch`)."
-    r = recipe_settings(recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, lr_mult=lr_mult, progressive=progressive, aug=aug, ema=ema)
+    r = recipe_settings(recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, lr_mult=lr_mult, progressive=progressive, aug=aug, ema=ema, drop_path_rate=drop_path_rate)
     n = world_size()
     if n>1: _check_distrib(out, find_lr, r['bs'], n)
     if r['epochs']<0 or r['freeze_epochs']<0 or r['epochs']+r['freeze_epochs']<1: raise ValueError(
@@ -363,7 +364,7 @@ def train(
     try:
         dls = rank0_first(get_dls, src, size=_first_size(r), **dl_kw)
         if n>1: seed_everything(seed+rank_distrib())  # each process its own augmentations
-        learn = make_learner(dls, arch=arch, pretrained=pretrained, path=out, **kwargs)
+        learn = make_learner(dls, arch=arch, pretrained=pretrained, path=out, drop_path_rate=r['drop_path_rate'], **kwargs)
     except BaseException:
         if is_main(): release_run_dir(out, remove=named)   # bad data or model: leave no half run folder behind
         raise
@@ -390,7 +391,8 @@ def resume(
     seed_everything(cfg['seed'])
     dl_kw = dict(bs=cfg['bs'], aug=cfg['aug'], seed=cfg['seed'], device=default_device(cpu), cache=cache)
     dls = get_dls(Run(run).manifest, size=_first_size(cfg), **dl_kw)
-    learn = make_learner(dls, arch=cfg['arch'], pretrained=cfg['pretrained'] and prog is None, path=run, **cfg['learner'])
+    learn = make_learner(dls, arch=cfg['arch'], pretrained=cfg['pretrained'] and prog is None, path=run,
+                         **{'drop_path_rate': cfg.get('drop_path_rate'), **cfg['learner']})   # runs from before it was a recipe setting kept it in 'learner'
     if prog is not None:
         learn.create_opt(); learn.load('last', with_opt=True)   # fastai loads with torch's weights_only
         learn.add_cb(_Resumed(prog))
