@@ -22,7 +22,7 @@ from .split import write_manifest
 from .data import get_dls, inference_dls, AUG_PRESETS
 from .models import create_model, model_stats
 from .distrib import init_distrib, rank0_first, distributed, leave_distrib, check_split
-from .recipes import RECIPES, recipe_settings, _check_ema
+from .recipes import recipe_settings, _check_ema
 
 # %% auto #0
 __all__ = ['ReduceLROnPlateau', 'HistoryCSV', 'PlainTensors', 'top5', 'set_normalize', 'body_head_splitter', 'make_learner',
