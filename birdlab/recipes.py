@@ -12,7 +12,7 @@ __all__ = ['RECIPES', 'parse_sizes', 'recipe_settings']
 
 # %% ../nbs/05a_recipes.ipynb #7a1499a8
 RECIPES = dict(
-    default = dict(bs=32, epochs=8, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None, drop_path_rate=None),
+    default = dict(bs=32, epochs=8, freeze_epochs=1, size=224, lr=2e-3, lr_mult=1, aug='default', progressive=None, ema=None, drop_path_rate=None),
     fast    = dict(bs=16, epochs=4, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None, drop_path_rate=None),
     best    = dict(bs=32, epochs=16, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None, drop_path_rate=None),
 )
