@@ -11,7 +11,7 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
 (b) **birdlab train**, its defaults (only `size`, `epochs` and the split are set);
 (c) each `--candidate`: birdlab train with those options changed (space-separated `key=value`,
     values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0 wd=0.1`,
-    `reduce_lr=None early_stop=None`, `recipe=fast`, `recipe=best epochs=16`; `mixup=0.4` and `cutmix=1.0` add
+    `reduce_lr=None early_stop=None`, `recipe=fast`, `epochs=16 lr=4e-3`; `mixup=0.4` and `cutmix=1.0` add
     fastai's `MixUp`/`CutMix` callbacks with that alpha; `ema=0.97` is `train`'s average of the weights over the unfrozen
     epochs (`birdlab.learner.WeightEMA`); `drop_path_rate=0.2` and `drop_rate=0.3` are timm's stochastic depth and
     dropout (`make_learner`); `aug={'min_scale':0.35}` gives `aug_transforms` arguments (no spaces inside a candidate's

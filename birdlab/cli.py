@@ -19,7 +19,7 @@ from .core import sample_path, atomic_write, new_run_dir, WeightsUnavailableErro
 
 # %% ../nbs/14_cli.ipynb #9743abc2
 def _recipe(
-    recipe:str='default',  # settings preset: fast, default or best (see the recipes chapter); the options below replace its settings
+    recipe:str='default',  # settings preset: default or fast (see the recipes chapter); the options below replace its settings
     epochs:int=None,       # epochs with the whole network unfrozen
     freeze_epochs:int=None,# epochs training the new head only, first
     size:int=None,         # image size (the last one, with --progressive)

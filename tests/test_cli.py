@@ -63,7 +63,9 @@ def test_train_errors(tmp_path):
     assert r.returncode == 2 and 'Unknown architecture' in r.stderr
     assert not any((tmp_path/'r').iterdir())   # the folder is given back, free for the next try
     r = run('birdlab', 'train', '--data', SAMPLE, '--recipe', 'quick', '--out', tmp_path/'r2')
-    assert r.returncode == 2 and 'choose one of default, fast, best' in r.stderr
+    assert r.returncode == 2 and 'choose one of default, fast.' in r.stderr
+    r = run('birdlab', 'train', '--data', SAMPLE, '--recipe', 'best', '--out', tmp_path/'r2')
+    assert r.returncode == 2 and "recipe='best' was dropped" in r.stderr and '--epochs 16 --lr 4e-3' in r.stderr   # says what gives its schedule
     r = run('birdlab', 'train', '--data', SAMPLE, '--progressive', '224,128', '--out', tmp_path/'r2')
     assert r.returncode == 2 and 'increasing order' in r.stderr
     r = run('birdlab', 'train', '--data', SAMPLE, '--ema', '1.5', '--out', tmp_path/'r2')
