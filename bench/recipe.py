@@ -18,7 +18,9 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
     values); `--size` and `--epochs` apply unless the candidate sets them).
 Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test);
 for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
-Prints one table (per seed, and the mean) with the device, versions and wall time.
+Prints one table (per seed, and the mean) with the device, versions and wall time, then each recipe's test accuracy
+against the first's on the same photos with a 95% paired bootstrap interval (`birdlab.evaluate.accuracy_difference`),
+which says whether the photos can tell the two apart; `--preds` keeps every recipe's right and wrong per test photo.
 `--species N` and `--per-species M` train on a smaller data set drawn from `--data` (N species chosen at random,
 at most M photos of each, both drawn with seed 0 so every run gets the same photos): how a recipe does on a
 data set the size of a first scrape.
@@ -45,7 +47,8 @@ def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->di
     t0 = time.time(); learn.fine_tune(epochs, 2e-3)
     te = table[table.split=='test'].reset_index(drop=True)
     p,y = learn.get_preds(dl=dls.test_dl(te, with_labels=True))
-    return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0)
+    return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0,
+                correct=pd.Series((p.argmax(1)==y).numpy(), index=[str(Path(f).resolve()) for f in te.path]))
 
 def with_callbacks(kw:dict)->dict:
     "Candidate options that are callbacks, as `cbs`: `mixup=0.4` and `cutmix=1.0` (fastai's `MixUp`/`CutMix`)."
@@ -62,11 +65,25 @@ def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
         t0 = time.time()
         learn = train(table, seed=seed, cpu=cpu, out=Path(d)/'run', **kwargs)
         secs = time.time()-t0
-        p,y = learn.get_preds(dl=test_dl(learn.dls))
-        pt,_ = learn.tta(dl=test_dl(learn.dls))   # the same model, evaluated with test-time augmentation
+        dl = test_dl(learn.dls)
+        p,y = learn.get_preds(dl=dl)
+        pt,_ = learn.tta(dl=dl)   # the same model, evaluated with test-time augmentation
         va = learn.validate()[1]
     return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(va), seconds=secs,
-                test_accuracy_tta=float((pt.argmax(1)==y).float().mean()))
+                test_accuracy_tta=float((pt.argmax(1)==y).float().mean()), correct=pd.Series((p.argmax(1)==y).numpy(), index=[str(Path(f).resolve()) for f in dl.items.path]))
+
+def differences(correct:dict, first:str)->pd.DataFrame:
+    "Each recipe's test accuracy minus `first`'s on the same photos, in points, with a 95% paired bootstrap interval (photos drawn within each split)."
+    from birdlab.evaluate import accuracy_difference
+    base = pd.concat({s:c for (r,s),c in correct.items() if r==first}, names=['seed', 'path'])
+    out = {}
+    for name in dict.fromkeys(r for r,_ in correct):
+        if name==first: continue
+        c = pd.concat({s:c for (r,s),c in correct.items() if r==name}, names=['seed', 'path']).reindex(base.index)
+        if c.isna().any(): raise SystemExit(f"{name} and {first} were not scored on the same test photos.")
+        d = accuracy_difference(c.to_numpy(bool), base.to_numpy(bool), groups=base.index.get_level_values('seed'))
+        out[name] = {'points': d['diff']*100, '95% from': d['lo']*100, 'to': d['hi']*100, 'test photos': d['n']}
+    return pd.DataFrame(out).T
 
 def subset(base:pd.DataFrame, species:int|None=None, per_species:int|None=None, seed:int=0)->pd.DataFrame:
     "`species` of `base`'s species chosen at random and at most `per_species` photos of each (`None`: all), drawn with `seed`."
@@ -95,6 +112,7 @@ if __name__=='__main__':
     ap.add_argument('--skip-default', action='store_true', help='leave out (b), e.g. to run a candidate on more splits (compare across runs with care)')
     ap.add_argument('--species', type=int, help='train on this many of the species (chosen at random, seed 0)')
     ap.add_argument('--per-species', type=int, help='at most this many photos of each species (chosen at random, seed 0)')
+    ap.add_argument('--preds', help='write whether each recipe got each test photo right to this CSV (recipe, seed, path, correct)')
     a = ap.parse_args()
     import fastai, timm, birdlab
     from birdlab.split import read_data, split_table
@@ -105,11 +123,12 @@ if __name__=='__main__':
     if a.skip_default: del recipes['(b) birdlab defaults']
     if not recipes: ap.error('nothing to run: --skip-plain and --skip-default leave out both recipes; add a --candidate')
     base = subset(read_data(a.data), a.species, a.per_species).assign(split='')
-    rows, t0 = [], time.time()
+    rows, correct, t0 = [], {}, time.time()
     for seed in [int(s) for s in a.seeds.split(',')]:
         table = split_table(base, seed=seed)
         for name,kw in recipes.items():
             r = plain_fastai(table, a.size, a.epochs, seed, device) if kw is None else birdlab_train(table, seed, a.cpu, **{'size':a.size, 'epochs':a.epochs, **kw})
+            correct[name, seed] = r.pop('correct')
             rows.append(dict(recipe=name, seed=seed, **r)); print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     dev = f"CUDA {torch.cuda.get_device_name()}" if device.type=='cuda' else f"CPU, {os.cpu_count()} cores, {platform.machine()}"
@@ -122,3 +141,9 @@ if __name__=='__main__':
     tab[f"vs {first[:3]} (points)"] = (tab['mean'] - tab.loc[first, 'mean'])*100
     if 'test_accuracy_tta' in df: tab['mean with TTA'] = df.groupby('recipe').test_accuracy_tta.mean()   # birdlab recipes: `birdlab evaluate --tta`
     print(tab.loc[list(recipes)].to_string(float_format=lambda x: f'{x:.3f}'))
+    if len(recipes) > 1:
+        print(f"\ntest accuracy against {first}, on the same photos (birdlab.evaluate.accuracy_difference: 95% paired bootstrap interval, "
+              "photos drawn within each split; an interval holding 0 is a difference these photos cannot show):")
+        print(differences(correct, first).to_string(float_format=lambda x: f'{x:+.1f}', formatters={'test photos': '{:.0f}'.format}))
+    if a.preds:   # one row per recipe, split and test photo: for other comparisons later
+        pd.concat(correct, names=['recipe', 'seed', 'path']).rename('correct').to_csv(a.preds)

@@ -14,7 +14,7 @@ from .core import new_run_dir, atomic_write, default_device, save_json, Run
 from .split import read_data, split_table, split_rows
 from .models import WeightsUnavailableError
 from .learner import train, read_config
-from .evaluate import get_preds, classification_metrics, calibrate
+from .evaluate import get_preds, classification_metrics, calibrate, accuracy_difference
 from .export import export_run
 
 # %% auto #0
@@ -45,8 +45,20 @@ def gpu_throughput(model:torch.nn.Module, size:int, bs:int=64, n:int=20)->float|
         torch.cuda.synchronize()
     return bs*n/(time.perf_counter()-t)
 
+# %% ../nbs/12d_compare.ipynb #2dd5c74e
+def _against_best(
+    df:pd.DataFrame, # one row per architecture, with `arch` and `test_accuracy`
+    preds:dict,      # arch -> its test `Preds` (the same photos for every arch)
+)->pd.DataFrame:
+    "`df` with each trained architecture's test accuracy minus the best one's, and the 95% paired bootstrap interval of that difference."
+    if not preds: return df
+    best = max(preds, key=lambda a: df.set_index('arch').test_accuracy[a])
+    d = {a: accuracy_difference(p, preds[best]) for a,p in preds.items()}
+    cols = dict(test_vs_best='diff', test_vs_best_lo='lo', test_vs_best_hi='hi')
+    return df.assign(**{k: df.arch.map(lambda a, v=v: round(d[a][v], 4) if a in d else None) for k,v in cols.items()})
+
 # %% ../nbs/12d_compare.ipynb #1ece068c
-COLUMNS = ['arch','weights','valid_accuracy','test_accuracy','test_macro_f1','params_m','weights_mb','int8_mb','int8_test_accuracy',
+COLUMNS = ['arch','weights','valid_accuracy','test_accuracy','test_macro_f1','test_vs_best','test_vs_best_lo','test_vs_best_hi','params_m','weights_mb','int8_mb','int8_test_accuracy',
            'cpu_ms_per_image','gpu_images_per_s','train_seconds','run']
 
 def compare(
@@ -62,7 +74,7 @@ def compare(
     "Train every arch in `archs` with one recipe and compare accuracy, size and speed."
     out = new_run_dir(out, prefix='compare')
     table = split_table(read_data(src), seed=seed)
-    rows = []
+    rows, preds = [], {}
     for arch in archs:
         row = dict(arch=arch)
         try: learn = train(table, arch=arch, out=out/arch, seed=seed, pretrained=pretrained, **kwargs)
@@ -70,7 +82,8 @@ def compare(
             rows.append(dict(row, weights=f'unavailable: {e}')); print(f"{arch}: no weights here, skipped ({e})"); continue
         size = read_config(out/arch)['size']
         valid = classification_metrics(get_preds(learn, split_rows(learn.dls.table, 'valid')), prefix='valid_')
-        test = classification_metrics(get_preds(learn), prefix='test_')
+        preds[arch] = get_preds(learn)
+        test = classification_metrics(preds[arch], prefix='test_')
         row.update(weights=learn.model.pretrained_cfg.get('birdlab_source') if pretrained else 'from scratch',
                    valid_accuracy=valid['valid_accuracy'], test_accuracy=test['test_accuracy'], test_macro_f1=test['test_macro_f1'],
                    params_m=round(sum(p.numel() for p in learn.model.parameters())/1e6, 3),
@@ -83,7 +96,7 @@ def compare(
             mb = rep['mb'].get('model_int8.onnx')   # None: refused, too far below PyTorch (export.json says why)
             row.update(int8_mb=round(mb, 2) if mb is not None else None, int8_test_accuracy=rep['onnx_int8']['test_accuracy'])
         rows.append(row)
-    df = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    df = _against_best(pd.DataFrame(rows), preds).reindex(columns=COLUMNS)
     atomic_write(out/'compare.csv', df.to_csv(index=False))
     fig = plot_compare(df); fig.savefig(out/'compare.png', dpi=110); plt.close(fig)
     df.attrs['out'] = out

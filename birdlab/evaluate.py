@@ -23,7 +23,7 @@ from .learner import learner_from_run
 __all__ = ['Preds', 'check_labels', 'get_preds', 'ece', 'classification_metrics', 'per_class', 'confusion', 'most_confused',
            'top_losses', 'needs_data', 'scale_probs', 'fit_temperature', 'fit_threshold', 'is_known', 'calibrate',
            'apply_calibration', 'load_calibration', 'plot_reliability', 'plot_confusion', 'plot_curves', 'evaluate',
-           'save_evaluation', 'load_run']
+           'save_evaluation', 'accuracy_difference', 'load_run']
 
 # %% ../nbs/07_evaluate.ipynb #ab3b5489
 class Preds:
@@ -336,6 +336,40 @@ def save_evaluation(
     if Run(out).history.exists(): _save_fig(plot_curves(Run(out).history), out/'curves.png')
     Run(out).write_json('metrics', metrics)
     return metrics
+
+# %% ../nbs/07_evaluate.ipynb #96c8c403
+def _correct(x, name:str)->np.ndarray:
+    "One 0/1 per photo, 1 where the model was right: from a `Preds`, or from bools (or 0/1)."
+    if isinstance(x, Preds): return (x.pred==x.targs).numpy().astype(np.int8)
+    a = np.asarray(x)
+    if a.ndim!=1 or (a.size and not np.isin(a, (0, 1)).all()):
+        raise ValueError(f"{name}: give a `Preds`, or one right/wrong (True/False or 1/0) per photo; got an array of shape {a.shape}.")
+    return a.astype(np.int8)
+
+# %% ../nbs/07_evaluate.ipynb #029016c4
+def accuracy_difference(
+    a,                 # model A on the test photos: its `Preds`, or one right/wrong (bool) per photo
+    b,                 # model B on the same photos, in the same order
+    groups=None,       # one label per photo (a split, a seed): photos are drawn within each group, the difference averaged over groups
+    ci:float=0.95,     # how much of the bootstrap distribution the interval covers
+    n_boot:int=10_000, # bootstrap draws
+    seed:int=0,        # of the draws, so a report says the same each time
+)->dict:               # diff (A's accuracy minus B's), lo and hi (the interval), n (photos)
+    "How much more accurate `a` is than `b` on the same photos, with a paired bootstrap interval."
+    if isinstance(a, Preds) and isinstance(b, Preds) and a.paths and b.paths and a.paths!=b.paths:
+        raise ValueError("a and b were scored on different photos, or in a different order: predict the same rows with both models.")
+    a, b = _correct(a, 'a'), _correct(b, 'b')
+    if len(a)!=len(b): raise ValueError(f"a has {len(a)} photos and b {len(b)}: score both models on the same photos.")
+    if not len(a): raise ValueError("No photos to compare.")
+    g = pd.factorize(np.asarray(groups))[0] if groups is not None else np.zeros(len(a), int)
+    if len(g)!=len(a): raise ValueError(f"groups has {len(g)} labels for {len(a)} photos: give one per photo.")
+    rng, diffs, boot = np.random.default_rng(seed), [], np.zeros(n_boot)
+    for k in np.unique(g):
+        d = (a-b)[g==k]                                               # +1: only A right, -1: only B right, 0: both or neither
+        draws = rng.multinomial(len(d), [(d==v).mean() for v in (-1, 0, 1)], size=n_boot)   # a draw of len(d) photos, as counts
+        boot += (draws[:,2]-draws[:,0])/len(d); diffs.append(d.mean())
+    lo, hi = np.quantile(boot/len(diffs), [(1-ci)/2, (1+ci)/2])
+    return dict(diff=float(np.mean(diffs)), lo=float(lo), hi=float(hi), n=len(a))
 
 # %% ../nbs/07_evaluate.ipynb #438e02b8
 def load_run(
