@@ -47,19 +47,19 @@ def gpu_throughput(model:torch.nn.Module, size:int, bs:int=64, n:int=20)->float|
 
 # %% ../nbs/12d_compare.ipynb #2dd5c74e
 def _against_best(
-    df:pd.DataFrame, # one row per architecture, with `arch` and `test_accuracy`
+    df:pd.DataFrame, # one row per architecture, with `arch`
     preds:dict,      # arch -> its test `Preds` (the same photos for every arch)
 )->pd.DataFrame:
     "`df` with each trained architecture's test accuracy minus the best one's, and the 95% paired bootstrap interval of that difference."
     if not preds: return df
-    best = max(preds, key=lambda a: df.set_index('arch').test_accuracy[a])
+    best = max(preds, key=lambda a: (preds[a].pred==preds[a].targs).float().mean())
     d = {a: accuracy_difference(p, preds[best]) for a,p in preds.items()}
     cols = dict(test_vs_best='diff', test_vs_best_lo='lo', test_vs_best_hi='hi')
     return df.assign(**{k: df.arch.map(lambda a, v=v: round(d[a][v], 4) if a in d else None) for k,v in cols.items()})
 
 # %% ../nbs/12d_compare.ipynb #1ece068c
-COLUMNS = ['arch','weights','valid_accuracy','test_accuracy','test_macro_f1','test_vs_best','test_vs_best_lo','test_vs_best_hi','params_m','weights_mb','int8_mb','int8_test_accuracy',
-           'cpu_ms_per_image','gpu_images_per_s','train_seconds','run']
+COLUMNS = ['arch','weights','valid_accuracy','test_accuracy','test_macro_f1','test_vs_best','test_vs_best_lo','test_vs_best_hi',
+           'params_m','weights_mb','int8_mb','int8_test_accuracy','cpu_ms_per_image','gpu_images_per_s','train_seconds','run']
 
 def compare(
     src,                    # data: folder, split tree, CSV or table (split once, shared by all)

@@ -358,6 +358,7 @@ def accuracy_difference(
     "How much more accurate `a` is than `b` on the same photos, with a paired bootstrap interval."
     if isinstance(a, Preds) and isinstance(b, Preds) and a.paths and b.paths and a.paths!=b.paths:
         raise ValueError("a and b were scored on different photos, or in a different order: predict the same rows with both models.")
+    if not 0 < ci < 1: raise ValueError(f"ci={ci}: give the interval's coverage as a fraction between 0 and 1, such as 0.95.")
     a, b = _correct(a, 'a'), _correct(b, 'b')
     if len(a)!=len(b): raise ValueError(f"a has {len(a)} photos and b {len(b)}: score both models on the same photos.")
     if not len(a): raise ValueError("No photos to compare.")
