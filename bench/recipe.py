@@ -29,6 +29,11 @@ import argparse, ast, os, platform, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
+def per_photo(p, y, paths)->tuple:
+    "Test accuracy of predictions `p` for labels `y`, and right/wrong per photo keyed by resolved path (to pair recipes photo by photo)."
+    ok = (p.argmax(1)==y).numpy()
+    return float(ok.mean()), pd.Series(ok, index=[str(Path(f).resolve()) for f in paths])
+
 def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->dict:
     "The fastai docs' recipe on `table`'s train/valid rows; test accuracy on its test rows."
     from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize, aug_transforms,
@@ -46,9 +51,8 @@ def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->di
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy, splitter=body_head_splitter)
     t0 = time.time(); learn.fine_tune(epochs, 2e-3)
     te = table[table.split=='test'].reset_index(drop=True)
-    p,y = learn.get_preds(dl=dls.test_dl(te, with_labels=True))
-    return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0,
-                correct=pd.Series((p.argmax(1)==y).numpy(), index=[str(Path(f).resolve()) for f in te.path]))
+    acc, ok = per_photo(*learn.get_preds(dl=dls.test_dl(te, with_labels=True)), te.path)
+    return dict(test_accuracy=acc, valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0, correct=ok)
 
 def with_callbacks(kw:dict)->dict:
     "Candidate options that are callbacks, as `cbs`: `mixup=0.4` and `cutmix=1.0` (fastai's `MixUp`/`CutMix`)."
@@ -69,8 +73,8 @@ def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
         p,y = learn.get_preds(dl=dl)
         pt,_ = learn.tta(dl=dl)   # the same model, evaluated with test-time augmentation
         va = learn.validate()[1]
-    return dict(test_accuracy=float((p.argmax(1)==y).float().mean()), valid_accuracy=float(va), seconds=secs,
-                test_accuracy_tta=float((pt.argmax(1)==y).float().mean()), correct=pd.Series((p.argmax(1)==y).numpy(), index=[str(Path(f).resolve()) for f in dl.items.path]))
+    acc, ok = per_photo(p, y, dl.items.path)
+    return dict(test_accuracy=acc, valid_accuracy=float(va), seconds=secs, test_accuracy_tta=per_photo(pt, y, dl.items.path)[0], correct=ok)
 
 def differences(correct:dict, first:str)->pd.DataFrame:
     "Each recipe's test accuracy minus `first`'s on the same photos, in points, with a 95% paired bootstrap interval (photos drawn within each split)."
