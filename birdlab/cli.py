@@ -196,8 +196,8 @@ def compare_cmd(
                  pretrained=not no_pretrained, cpu=cpu, **_recipe(**settings))
     print('\n' + df.drop(columns=['run']).to_string(index=False))
     if df.test_accuracy.notna().any():
-        r = recommend(df); print(f"\nSmallest within 1 point of the best: {r.arch} (test accuracy {r.test_accuracy:.1%})")
-        if r.test_vs_best < 0: print(f"Against the best: {r.test_vs_best*100:+.1f} points, 95% interval {r.test_vs_best_lo*100:+.1f} to {r.test_vs_best_hi*100:+.1f}"
+        r = recommend(df); print(f"\nSmallest within 1 point of the best on validation: {r.arch} (validation {r.valid_accuracy:.1%}, test {r.test_accuracy:.1%})")
+        if r.test_vs_best < 0: print(f"On test against the best on validation: {r.test_vs_best*100:+.1f} points, 95% interval {r.test_vs_best_lo*100:+.1f} to {r.test_vs_best_hi*100:+.1f}"
                                      f"{' (these test photos cannot tell them apart)' if r.test_vs_best_hi >= 0 else ''}")
     print(f"Table -> {df.attrs['out']/'compare.csv'}, plot -> {df.attrs['out']/'compare.png'}")
     return df

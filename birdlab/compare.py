@@ -50,9 +50,9 @@ def _against_best(
     df:pd.DataFrame, # one row per architecture, with `arch`
     preds:dict,      # arch -> its test `Preds` (the same photos for every arch)
 )->pd.DataFrame:
-    "`df` with each trained architecture's test accuracy minus the best one's, and the 95% paired bootstrap interval of that difference."
+    "`df` with each trained architecture's test accuracy minus that of the one best on validation, and the 95% paired bootstrap interval of that difference."
     if not preds: return df
-    best = max(preds, key=lambda a: (preds[a].pred==preds[a].targs).float().mean())
+    best = df.arch[df[df.arch.isin(list(preds))].valid_accuracy.idxmax()]   # chosen on validation (the first of a tie), reported on test
     d = {a: accuracy_difference(p, preds[best]) for a,p in preds.items()}
     cols = dict(test_vs_best='diff', test_vs_best_lo='lo', test_vs_best_hi='hi')
     return df.assign(**{k: df.arch.map(lambda a, v=v: round(d[a][v], 4) if a in d else None) for k,v in cols.items()})
@@ -116,9 +116,9 @@ def plot_compare(df:pd.DataFrame)->plt.Figure:
 
 # %% ../nbs/12d_compare.ipynb #51ccc38f
 def recommend(df:pd.DataFrame, tolerance:float=0.01)->pd.Series:
-    "The smallest architecture within `tolerance` test accuracy of the best."
-    d = df.dropna(subset=['test_accuracy'])
+    "The smallest architecture within `tolerance` validation accuracy of the best (chosen on validation, reported on test)."
+    d = df.dropna(subset=['valid_accuracy'])
     if not len(d): raise ValueError("No architecture was trained: nothing to recommend.")
-    ok = d[d.test_accuracy >= d.test_accuracy.max() - tolerance]
+    ok = d[d.valid_accuracy >= d.valid_accuracy.max() - tolerance]
     size = 'int8_mb' if ok.int8_mb.notna().all() else 'weights_mb'
     return ok.sort_values([size, 'cpu_ms_per_image']).iloc[0]

@@ -20,11 +20,13 @@ def test_compare_table(compared):
     assert df.drop(columns=['gpu_images_per_s', 'int8_mb']).notna().all().all(), df   # filled (GPU only with CUDA; int8_mb empty if refused)
     assert (df.test_accuracy > 0.2).all() and ((df.int8_mb < df.weights_mb) | df.int8_mb.isna()).all() and df.params_m.is_monotonic_increasing
     assert (out/'compare.png').read_bytes()[:4] == b'\x89PNG'
-    assert 'Smallest within 1 point of the best:' in r.stdout
-    best = df.test_accuracy.idxmax()   # each arch against the most accurate, on the same test photos, with its interval
+    lead = 'Smallest within 1 point of the best on validation: '
+    assert lead in r.stdout
+    best = df.valid_accuracy.idxmax()   # each arch against the most accurate on validation, on the same test photos, with its interval
     assert df.loc[best, 'test_vs_best'] == 0 and ((df.test_vs_best_lo <= df.test_vs_best) & (df.test_vs_best <= df.test_vs_best_hi)).all(), df
-    pick = df.set_index('arch').loc[r.stdout.split('Smallest within 1 point of the best: ')[1].split()[0]]
-    assert ('Against the best:' in r.stdout) == (pick.test_vs_best < 0), r.stdout[-1500:]
+    pick = df.set_index('arch').loc[r.stdout.split(lead)[1].split()[0]]
+    assert pick.valid_accuracy >= df.valid_accuracy.max() - 0.01, df   # chosen on validation
+    assert ('On test against the best on validation:' in r.stdout) == (pick.test_vs_best < 0), r.stdout[-1500:]
     # one split for all: the two runs' manifests are identical
     m0, m1 = (pd.read_csv(out/a/'manifest.csv') for a in df.arch)
     assert m0.equals(m1)
