@@ -2,7 +2,8 @@
 
     python bench/recipe.py [--data ../shared/data/cub25] [--seeds 1,2,3] [--size 224] [--epochs 8]
                            [--candidate "lr=8e-3 aug=strong"] [--candidate ...] [--cpu] [--skip-plain] [--skip-default]
-                           [--species 8] [--per-species 30]
+                           [--species 8] [--per-species 30] [--preds FILE]
+    python bench/recipe.py --pair RUN1.csv RUN2.csv [--first "(b) birdlab defaults"]   # no training
 
 For each split seed, the data is split once (70/15/15, stratified) and every recipe trains on that split:
 (a) **plain fastai**, as the fastai docs teach: a DataBlock with a `Resize(size)` item transform and
@@ -24,6 +25,10 @@ which says whether the photos can tell the two apart; `--preds` keeps every reci
 `--species N` and `--per-species M` train on a smaller data set drawn from `--data` (N species chosen at random,
 at most M photos of each, both drawn with seed 0 so every run gets the same photos): how a recipe does on a
 data set the size of a first scrape.
+`--pair` trains nothing: it reads the `--preds` files of earlier runs and prints each recipe against `--first` (default:
+the first recipe in the first file) with the same interval. Runs on the same data, split seeds and photos test on the
+same photos, and this CPU repeats a recipe's results to the photo, so a candidate run on its own (`--skip-default`)
+can be set against `default`'s rows from another run; photos that do not match stop it with an error.
 """
 import argparse, ast, os, platform, tempfile, time
 from pathlib import Path
@@ -83,11 +88,20 @@ def differences(correct:dict, first:str)->pd.DataFrame:
     out = {}
     for name in dict.fromkeys(r for r,_ in correct):
         if name==first: continue
-        c = pd.concat({s:c for (r,s),c in correct.items() if r==name}, names=['seed', 'path']).reindex(base.index)
-        if c.isna().any(): raise SystemExit(f"{name} and {first} were not scored on the same test photos.")
+        c = pd.concat({s:c for (r,s),c in correct.items() if r==name}, names=['seed', 'path'])
+        if not c.index.sort_values().equals(base.index.sort_values()):
+            raise SystemExit(f"{name} and {first} were not scored on the same test photos (the same data, --seeds and --species/--per-species give the same ones).")
+        c = c.reindex(base.index)
         d = accuracy_difference(c.to_numpy(bool), base.to_numpy(bool), groups=base.index.get_level_values('seed'))
         out[name] = {'points': d['diff']*100, '95% from': d['lo']*100, 'to': d['hi']*100, 'test photos': d['n']}
     return pd.DataFrame(out).T
+
+def read_preds(files:list)->dict:
+    "(recipe, seed) -> right/wrong per test photo, from `--preds` files (a recipe's split in several files: the first file's)."
+    out = {}
+    for f in files:
+        for k,g in pd.read_csv(f).groupby(['recipe', 'seed'], sort=False): out.setdefault(k, g.set_index('path').correct.astype(bool))
+    return out
 
 def subset(base:pd.DataFrame, species:int|None=None, per_species:int|None=None, seed:int=0)->pd.DataFrame:
     "`species` of `base`'s species chosen at random and at most `per_species` photos of each (`None`: all), drawn with `seed`."
@@ -117,7 +131,15 @@ if __name__=='__main__':
     ap.add_argument('--species', type=int, help='train on this many of the species (chosen at random, seed 0)')
     ap.add_argument('--per-species', type=int, help='at most this many photos of each species (chosen at random, seed 0)')
     ap.add_argument('--preds', help='write whether each recipe got each test photo right to this CSV (recipe, seed, path, correct)')
+    ap.add_argument('--pair', nargs='+', metavar='CSV', help='train nothing: read these --preds files and print each recipe against --first')
+    ap.add_argument('--first', help='with --pair: the recipe the others are set against (default: the first one read)')
     a = ap.parse_args()
+    if a.pair:
+        correct = read_preds(a.pair); first = a.first or next(iter(correct))[0]
+        if first not in {r for r,_ in correct}: ap.error(f"--first {first!r} is in none of {a.pair}: give one of {sorted({r for r,_ in correct})}")
+        print(f"test accuracy against {first}, on the same photos ({', '.join(a.pair)}; 95% paired bootstrap interval, photos drawn within each split):")
+        print(differences(correct, first).to_string(float_format=lambda x: f'{x:+.1f}', formatters={'test photos': '{:.0f}'.format}))
+        raise SystemExit
     import fastai, timm, birdlab
     from birdlab.split import read_data, split_table
     from birdlab.core import default_device
