@@ -21,7 +21,8 @@ Test accuracy is measured on the split's held-out test photos (choose recipes on
 for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
 Prints one table (per seed, and the mean) with the device, versions and wall time, then each recipe's test accuracy
 against the first's on the same photos with a 95% paired bootstrap interval (`birdlab.evaluate.accuracy_difference`),
-which says whether the photos can tell the two apart; `--preds` keeps every recipe's right and wrong per test photo.
+which says whether the photos can tell the two apart, and the same on the validation photos, where recipes are chosen;
+`--preds` keeps every recipe's right and wrong per test and validation photo (rewritten after every run).
 `--species N` and `--per-species M` train on a smaller data set drawn from `--data` (N species chosen at random,
 at most M photos of each, both drawn with seed 0 so every run gets the same photos): how a recipe does on a
 data set the size of a first scrape.
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 
 def per_photo(p, y, paths)->tuple:
-    "Test accuracy of predictions `p` for labels `y`, and right/wrong per photo keyed by resolved path (to pair recipes photo by photo)."
+    "Accuracy of predictions `p` for labels `y`, and right/wrong per photo keyed by resolved path (to pair recipes photo by photo)."
     ok = (p.argmax(1)==y).numpy()
     return float(ok.mean()), pd.Series(ok, index=[str(Path(f).resolve()) for f in paths])
 
@@ -57,7 +58,8 @@ def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->di
     t0 = time.time(); learn.fine_tune(epochs, 2e-3)
     te = table[table.split=='test'].reset_index(drop=True)
     acc, ok = per_photo(*learn.get_preds(dl=dls.test_dl(te, with_labels=True)), te.path)
-    return dict(test_accuracy=acc, valid_accuracy=float(learn.validate()[1]), seconds=time.time()-t0, correct=ok)
+    va, okv = per_photo(*learn.get_preds(dl=dls.valid), dls.valid.items.path)
+    return dict(test_accuracy=acc, valid_accuracy=va, seconds=time.time()-t0, correct=ok, valid_correct=okv)
 
 def with_callbacks(kw:dict)->dict:
     "Candidate options that are callbacks, as `cbs`: `mixup=0.4` and `cutmix=1.0` (fastai's `MixUp`/`CutMix`)."
@@ -77,12 +79,13 @@ def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
         dl = test_dl(learn.dls)
         p,y = learn.get_preds(dl=dl)
         pt,_ = learn.tta(dl=dl)   # the same model, evaluated with test-time augmentation
-        va = learn.validate()[1]
+        va, okv = per_photo(*learn.get_preds(dl=learn.dls.valid), learn.dls.valid.items.path)
     acc, ok = per_photo(p, y, dl.items.path)
-    return dict(test_accuracy=acc, valid_accuracy=float(va), seconds=secs, test_accuracy_tta=per_photo(pt, y, dl.items.path)[0], correct=ok)
+    return dict(test_accuracy=acc, valid_accuracy=va, seconds=secs, test_accuracy_tta=per_photo(pt, y, dl.items.path)[0],
+                correct=ok, valid_correct=okv)
 
-def differences(correct:dict, first:str)->pd.DataFrame:
-    "Each recipe's test accuracy minus `first`'s on the same photos, in points, with a 95% paired bootstrap interval (photos drawn within each split)."
+def differences(correct:dict, first:str, photos:str='test')->pd.DataFrame:
+    "Each recipe's accuracy minus `first`'s on the same (`photos`: test or valid) photos, in points, with a 95% paired bootstrap interval (photos drawn within each split)."
     from birdlab.evaluate import accuracy_difference
     base = pd.concat({s:c for (r,s),c in correct.items() if r==first}, names=['seed', 'path'])
     out = {}
@@ -90,17 +93,34 @@ def differences(correct:dict, first:str)->pd.DataFrame:
         if name==first: continue
         c = pd.concat({s:c for (r,s),c in correct.items() if r==name}, names=['seed', 'path'])
         if not c.index.sort_values().equals(base.index.sort_values()):
-            raise SystemExit(f"{name} and {first} were not scored on the same test photos (the same data, --seeds and --species/--per-species give the same ones).")
+            raise SystemExit(f"{name} and {first} were not scored on the same {photos} photos (the same data, --seeds and --species/--per-species give the same ones).")
         c = c.reindex(base.index)
         d = accuracy_difference(c.to_numpy(bool), base.to_numpy(bool), groups=base.index.get_level_values('seed'))
-        out[name] = {'points': d['diff']*100, '95% from': d['lo']*100, 'to': d['hi']*100, 'test photos': d['n']}
+        out[name] = {'points': d['diff']*100, '95% from': d['lo']*100, 'to': d['hi']*100, f'{photos} photos': d['n']}
     return pd.DataFrame(out).T
 
+def show_differences(correct:dict, first:str, source:str):
+    "Print `differences` on test photos, then on validation photos (the ones recipes are chosen on) for the recipes that have them."
+    for photos in ('test', 'valid'):
+        c = correct[photos]
+        if first not in {r for r,_ in c}: continue   # --preds files written before validation photos were kept: test only
+        print(f"\n{'test' if photos=='test' else 'validation'} accuracy against {first}, on the same photos ({source}; "
+              "birdlab.evaluate.accuracy_difference: 95% paired bootstrap interval, photos drawn within each split; "
+              "an interval holding 0 is a difference these photos cannot show):")
+        print(differences(c, first, photos).to_string(float_format=lambda x: f'{x:+.1f}', formatters={f'{photos} photos': '{:.0f}'.format}))
+
+def write_preds(correct:dict, fn:str):
+    "Right/wrong of every recipe, split and photo to CSV `fn` (recipe, seed, photos, path, correct), replaced whole: a stopped run leaves the last complete one."
+    df = pd.concat({k: pd.concat(v, names=['recipe', 'seed', 'path']) for k,v in correct.items() if v}, names=['photos'])
+    tmp = Path(f'{fn}.tmp'); df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_csv(tmp); os.replace(tmp, fn)
+
 def read_preds(files:list)->dict:
-    "(recipe, seed) -> right/wrong per test photo, from `--preds` files (a recipe's split in several files: the first file's)."
-    out = {}
+    "{'test'|'valid': {(recipe, seed): right/wrong per photo}} from `--preds` files (a recipe's split in several files: the first file's)."
+    out = {'test': {}, 'valid': {}}
     for f in files:
-        for k,g in pd.read_csv(f).groupby(['recipe', 'seed'], sort=False): out.setdefault(k, g.set_index('path').correct.astype(bool))
+        df = pd.read_csv(f)
+        if 'photos' not in df: df['photos'] = 'test'   # files written before validation photos were kept
+        for (ph,*k),g in df.groupby(['photos', 'recipe', 'seed'], sort=False): out[ph].setdefault(tuple(k), g.set_index('path').correct.astype(bool))
     return out
 
 def subset(base:pd.DataFrame, species:int|None=None, per_species:int|None=None, seed:int=0)->pd.DataFrame:
@@ -130,16 +150,15 @@ if __name__=='__main__':
     ap.add_argument('--skip-default', action='store_true', help='leave out (b), e.g. to run a candidate on more splits (compare across runs with care)')
     ap.add_argument('--species', type=int, help='train on this many of the species (chosen at random, seed 0)')
     ap.add_argument('--per-species', type=int, help='at most this many photos of each species (chosen at random, seed 0)')
-    ap.add_argument('--preds', help='write whether each recipe got each test photo right to this CSV (recipe, seed, path, correct)')
+    ap.add_argument('--preds', help='write whether each recipe got each test and validation photo right to this CSV (recipe, seed, photos, path, correct), after every run')
     ap.add_argument('--pair', nargs='+', metavar='CSV', help='train nothing: read these --preds files and print each recipe against --first')
     ap.add_argument('--first', help='with --pair: the recipe the others are set against (default: the first one read)')
     a = ap.parse_args()
     if a.pair:
-        correct = read_preds(a.pair); first = a.first or next(iter(correct))[0]
-        if first not in {r for r,_ in correct}: ap.error(f"--first {first!r} is in none of {a.pair}: give one of {sorted({r for r,_ in correct})}")
-        print(f"test accuracy against {first}, on the same photos ({', '.join(a.pair)}; 95% paired bootstrap interval, photos drawn within each split):")
-        print(differences(correct, first).to_string(float_format=lambda x: f'{x:+.1f}', formatters={'test photos': '{:.0f}'.format}))
-        raise SystemExit
+        correct = read_preds(a.pair); names = list(dict.fromkeys(r for r,_ in correct['test']))
+        first = a.first or names[0]
+        if first not in names: ap.error(f"--first {first!r} is in none of {a.pair}: give one of {names}")
+        show_differences(correct, first, ', '.join(a.pair)); raise SystemExit
     import fastai, timm, birdlab
     from birdlab.split import read_data, split_table
     from birdlab.core import default_device
@@ -149,13 +168,14 @@ if __name__=='__main__':
     if a.skip_default: del recipes['(b) birdlab defaults']
     if not recipes: ap.error('nothing to run: --skip-plain and --skip-default leave out both recipes; add a --candidate')
     base = subset(read_data(a.data), a.species, a.per_species).assign(split='')
-    rows, correct, t0 = [], {}, time.time()
+    rows, correct, t0 = [], {'test': {}, 'valid': {}}, time.time()
     for seed in [int(s) for s in a.seeds.split(',')]:
         table = split_table(base, seed=seed)
         for name,kw in recipes.items():
             r = plain_fastai(table, a.size, a.epochs, seed, device) if kw is None else birdlab_train(table, seed, a.cpu, **{'size':a.size, 'epochs':a.epochs, **kw})
-            correct[name, seed] = r.pop('correct')
+            correct['test'][name, seed], correct['valid'][name, seed] = r.pop('correct'), r.pop('valid_correct')
             rows.append(dict(recipe=name, seed=seed, **r)); print(rows[-1], flush=True)
+            if a.preds: write_preds(correct, a.preds)   # after every run: a stopped run keeps what it finished
     df = pd.DataFrame(rows)
     dev = f"CUDA {torch.cuda.get_device_name()}" if device.type=='cuda' else f"CPU, {os.cpu_count()} cores, {platform.machine()}"
     print(f"\ndevice: {dev}; birdlab {birdlab.__version__}, fastai {fastai.__version__}, timm {timm.__version__}, torch {torch.__version__}")
@@ -167,9 +187,4 @@ if __name__=='__main__':
     tab[f"vs {first[:3]} (points)"] = (tab['mean'] - tab.loc[first, 'mean'])*100
     if 'test_accuracy_tta' in df: tab['mean with TTA'] = df.groupby('recipe').test_accuracy_tta.mean()   # birdlab recipes: `birdlab evaluate --tta`
     print(tab.loc[list(recipes)].to_string(float_format=lambda x: f'{x:.3f}'))
-    if len(recipes) > 1:
-        print(f"\ntest accuracy against {first}, on the same photos (birdlab.evaluate.accuracy_difference: 95% paired bootstrap interval, "
-              "photos drawn within each split; an interval holding 0 is a difference these photos cannot show):")
-        print(differences(correct, first).to_string(float_format=lambda x: f'{x:+.1f}', formatters={'test photos': '{:.0f}'.format}))
-    if a.preds:   # one row per recipe, split and test photo: for other comparisons later
-        pd.concat(correct, names=['recipe', 'seed', 'path']).rename('correct').to_csv(a.preds)
+    if len(recipes) > 1: show_differences(correct, first, 'this run')
