@@ -111,8 +111,9 @@ def show_differences(correct:dict, first:str, source:str):
 
 def write_preds(correct:dict, fn:str):
     "Right/wrong of every recipe, split and photo to CSV `fn` (recipe, seed, photos, path, correct), replaced whole: a stopped run leaves the last complete one."
+    from birdlab.core import atomic_write
     df = pd.concat({k: pd.concat(v, names=['recipe', 'seed', 'path']) for k,v in correct.items() if v}, names=['photos'])
-    tmp = Path(f'{fn}.tmp'); df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_csv(tmp); os.replace(tmp, fn)
+    atomic_write(fn, df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_csv())
 
 def read_preds(files:list)->dict:
     "{'test'|'valid': {(recipe, seed): right/wrong per photo}} from `--preds` files (a recipe's split in several files: the first file's)."
