@@ -103,7 +103,7 @@ def show_differences(correct:dict, first:str, source:str):
     "Print `differences` on test photos, then on validation photos (the ones recipes are chosen on) for the recipes that have them."
     for photos in ('test', 'valid'):
         c = correct[photos]
-        if first not in {r for r,_ in c}: continue   # --preds files written before validation photos were kept: test only
+        if first not in (names := {r for r,_ in c}) or len(names) < 2: continue   # --preds files written before validation photos were kept: test only
         print(f"\n{'test' if photos=='test' else 'validation'} accuracy against {first}, on the same photos ({source}; "
               "birdlab.evaluate.accuracy_difference: 95% paired bootstrap interval, photos drawn within each split; "
               "an interval holding 0 is a difference these photos cannot show):")
