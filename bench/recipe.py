@@ -27,7 +27,7 @@ which says whether the photos can tell the two apart, and the same on the valida
 at most M photos of each, both drawn with seed 0 so every run gets the same photos): how a recipe does on a
 data set the size of a first scrape.
 `--pair` trains nothing: it reads the `--preds` files of earlier runs and prints each recipe against `--first` (default:
-the first recipe in the first file) with the same interval. Runs on the same data, split seeds and photos test on the
+the first recipe in the first file) with the same interval, over the splits in `--seeds`. Runs on the same data, split seeds and photos test on the
 same photos, and this CPU repeats a recipe's results to the photo, so a candidate run on its own (`--skip-default`)
 can be set against `default`'s rows from another run; photos that do not match stop it with an error.
 """
@@ -156,7 +156,9 @@ if __name__=='__main__':
     ap.add_argument('--first', help='with --pair: the recipe the others are set against (default: the first one read)')
     a = ap.parse_args()
     if a.pair:
-        correct = read_preds(a.pair); names = list(dict.fromkeys(r for r,_ in correct['test']))
+        seeds = {int(x) for x in a.seeds.split(',')}   # only these splits, e.g. those a stopped run finished
+        correct = {ph: {k:v for k,v in c.items() if k[1] in seeds} for ph,c in read_preds(a.pair).items()}
+        names = list(dict.fromkeys(r for r,_ in correct['test']))
         first = a.first or names[0]
         if first not in names: ap.error(f"--first {first!r} is in none of {a.pair}: give one of {names}")
         show_differences(correct, first, ', '.join(a.pair)); raise SystemExit
