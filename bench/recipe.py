@@ -29,7 +29,11 @@ data set the size of a first scrape.
 `--pair` trains nothing: it reads the `--preds` files of earlier runs and prints each recipe against `--first` (default:
 the first recipe in the first file) with the same interval, over the splits in `--seeds`. Runs on the same data, split seeds and photos test on the
 same photos, and this CPU repeats a recipe's results to the photo, so a candidate run on its own (`--skip-default`)
-can be set against `default`'s rows from another run; photos that do not match stop it with an error.
+can be set against `default`'s rows from another run; photos that do not match stop it with an error. That holds on one
+machine only: another processor (or the kernels torch picks for it, AVX2 or AVX-512) gives other results for the same
+seeds (a 2-core AMD EPYC with AVX2 gave split 1's 128 px `lr=4e-3` run 93.2% valid and 87.4% test, where the machine
+behind the learner chapter's tables gave 94.6% and 85.6%). So `--preds` records the machine, and `--pair` refuses files
+from different machines.
 """
 import argparse, ast, os, platform, tempfile, time
 from pathlib import Path
@@ -109,11 +113,30 @@ def show_differences(correct:dict, first:str, source:str):
               "an interval holding 0 is a difference these photos cannot show):")
         print(differences(c, first, photos).to_string(float_format=lambda x: f'{x:+.1f}', formatters={f'{photos} photos': '{:.0f}'.format}))
 
-def write_preds(correct:dict, fn:str):
-    "Right/wrong of every recipe, split and photo to CSV `fn` (recipe, seed, photos, path, correct), replaced whole: a stopped run leaves the last complete one."
+def machine(device:torch.device)->str:
+    "The machine a run's figures belong to: the GPU, or the processor with the kernels torch chose for it and its cores (results repeat to the photo on one machine, not across)."
+    if device.type=='cuda': return f"CUDA {torch.cuda.get_device_name(device)}"
+    info = Path('/proc/cpuinfo')
+    model = next((l.split(':', 1)[1].strip() for l in info.read_text().splitlines() if l.startswith('model name')), '') if info.is_file() else ''
+    return f"CPU {model or platform.processor() or 'unknown'}, {platform.machine()}, {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores"
+
+def write_preds(correct:dict, fn:str, machine:str):
+    "Right/wrong of every recipe, split and photo to CSV `fn` (recipe, seed, photos, path, correct, machine), replaced whole: a stopped run leaves the last complete one."
     from birdlab.core import atomic_write
     df = pd.concat({k: pd.concat(v, names=['recipe', 'seed', 'path']) for k,v in correct.items() if v}, names=['photos'])
-    atomic_write(fn, df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_csv())
+    atomic_write(fn, df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_frame().assign(machine=machine).to_csv())
+
+def check_machines(files:list)->list:
+    "Refuse `--preds` files written on different machines; the files that do not say (written before the machine was kept), for a note."
+    seen, unsaid = {}, []
+    for f in files:
+        m = pd.read_csv(f, usecols=lambda c: c=='machine')
+        if m.empty or 'machine' not in m: unsaid.append(f); continue
+        for x in m.machine.dropna().unique(): seen.setdefault(x, f)
+    if len(seen) > 1: raise SystemExit("These runs were made on different machines, which give different results for the same seeds, "
+                                       "so their photos cannot be paired: " + '; '.join(f"{f}: {m}" for m,f in seen.items()) +
+                                       ". Run the recipes on one machine (in one run, or in runs there), then pair those.")
+    return unsaid
 
 def read_preds(files:list)->dict:
     "{'test'|'valid': {(recipe, seed): right/wrong per photo}} from `--preds` files (a recipe's split in several files: the first file's)."
@@ -161,11 +184,14 @@ if __name__=='__main__':
         names = list(dict.fromkeys(r for r,_ in correct['test']))
         first = a.first or names[0]
         if first not in names: ap.error(f"--first {first!r} is in none of {a.pair}: give one of {names}")
+        if len(a.pair) > 1 and (unsaid := check_machines(a.pair)):
+            print(f"note: no machine recorded in {', '.join(unsaid)} (written before --preds kept it); "
+                  "results repeat to the photo only on one machine, so pair only runs you know were made on the same one.")
         show_differences(correct, first, ', '.join(a.pair)); raise SystemExit
     import fastai, timm, birdlab
     from birdlab.split import read_data, split_table
     from birdlab.core import default_device
-    device = default_device(a.cpu)
+    device = default_device(a.cpu); where = machine(device)
     recipes = {'(a) plain fastai': None, '(b) birdlab defaults': {}, **{f'(c) {c}': parse_candidate(c) for c in a.candidate}}
     if a.skip_plain: del recipes['(a) plain fastai']
     if a.skip_default: del recipes['(b) birdlab defaults']
@@ -178,10 +204,9 @@ if __name__=='__main__':
             r = plain_fastai(table, a.size, a.epochs, seed, device) if kw is None else birdlab_train(table, seed, a.cpu, **{'size':a.size, 'epochs':a.epochs, **kw})
             correct['test'][name, seed], correct['valid'][name, seed] = r.pop('correct'), r.pop('valid_correct')
             rows.append(dict(recipe=name, seed=seed, **r)); print(rows[-1], flush=True)
-            if a.preds: write_preds(correct, a.preds)   # after every run: a stopped run keeps what it finished
+            if a.preds: write_preds(correct, a.preds, where)   # after every run: a stopped run keeps what it finished
     df = pd.DataFrame(rows)
-    dev = f"CUDA {torch.cuda.get_device_name()}" if device.type=='cuda' else f"CPU, {os.cpu_count()} cores, {platform.machine()}"
-    print(f"\ndevice: {dev}; birdlab {birdlab.__version__}, fastai {fastai.__version__}, timm {timm.__version__}, torch {torch.__version__}")
+    print(f"\ndevice: {where}; birdlab {birdlab.__version__}, fastai {fastai.__version__}, timm {timm.__version__}, torch {torch.__version__}")
     print(f"data: {a.data} ({len(base)} photos, {base.label.nunique()} species); {a.size} px, {a.epochs} epochs; split seeds {a.seeds}; "
           f"wall time {time.time()-t0:.0f} s")
     tab = df.pivot(index='recipe', columns='seed', values='test_accuracy')
