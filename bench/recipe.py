@@ -120,11 +120,11 @@ def machine(device:torch.device)->str:
     model = next((l.split(':', 1)[1].strip() for l in info.read_text().splitlines() if l.startswith('model name')), '') if info.is_file() else ''
     return f"CPU {model or platform.processor() or 'unknown'}, {platform.machine()}, {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores"
 
-def write_preds(correct:dict, fn:str, machine:str):
-    "Right/wrong of every recipe, split and photo to CSV `fn` (recipe, seed, photos, path, correct, machine), replaced whole: a stopped run leaves the last complete one."
+def write_preds(correct:dict, fn:str, where:str):
+    "Right/wrong of every recipe, split and photo to CSV `fn` (recipe, seed, photos, path, correct, and `where`: the `machine`), replaced whole: a stopped run leaves the last complete one."
     from birdlab.core import atomic_write
     df = pd.concat({k: pd.concat(v, names=['recipe', 'seed', 'path']) for k,v in correct.items() if v}, names=['photos'])
-    atomic_write(fn, df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_frame().assign(machine=machine).to_csv())
+    atomic_write(fn, df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_frame().assign(machine=where).to_csv())
 
 def check_machines(files:list)->list:
     "Refuse `--preds` files written on different machines; the files that do not say (written before the machine was kept), for a note."
