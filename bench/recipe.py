@@ -126,26 +126,25 @@ def write_preds(correct:dict, fn:str, where:str):
     df = pd.concat({k: pd.concat(v, names=['recipe', 'seed', 'path']) for k,v in correct.items() if v}, names=['photos'])
     atomic_write(fn, df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_frame().assign(machine=where).to_csv())
 
-def check_machines(files:list)->list:
-    "Refuse `--preds` files written on different machines; the files that do not say (written before the machine was kept), for a note."
-    seen, unsaid = {}, []
-    for f in files:
-        m = pd.read_csv(f, usecols=lambda c: c=='machine')
-        if m.empty or 'machine' not in m: unsaid.append(f); continue
-        for x in m.machine.dropna().unique(): seen.setdefault(x, f)
+def check_machines(machines:dict)->list:
+    "Refuse `--preds` files written on different machines (`machines`: file -> the machines it names, as `read_preds` gives); the files that name none (written before the machine was kept), for a note."
+    seen = {}
+    for f,ms in machines.items():
+        for x in ms: seen.setdefault(x, f)
     if len(seen) > 1: raise SystemExit("These runs were made on different machines, which give different results for the same seeds, "
                                        "so their photos cannot be paired: " + '; '.join(f"{f}: {m}" for m,f in seen.items()) +
                                        ". Run the recipes on one machine (in one run, or in runs there), then pair those.")
-    return unsaid
+    return [f for f,ms in machines.items() if not ms]
 
-def read_preds(files:list)->dict:
-    "{'test'|'valid': {(recipe, seed): right/wrong per photo}} from `--preds` files (a recipe's split in several files: the first file's)."
-    out = {'test': {}, 'valid': {}}
+def read_preds(files:list)->tuple:
+    "{'test'|'valid': {(recipe, seed): right/wrong per photo}} from `--preds` files (a recipe's split in several files: the first file's), and {file: the machines it names}."
+    out, machines = {'test': {}, 'valid': {}}, {}
     for f in files:
         df = pd.read_csv(f)
+        machines[f] = list(df.machine.dropna().unique()) if 'machine' in df else []
         if 'photos' not in df: df['photos'] = 'test'   # files written before validation photos were kept
         for (ph,*k),g in df.groupby(['photos', 'recipe', 'seed'], sort=False): out[ph].setdefault(tuple(k), g.set_index('path').correct.astype(bool))
-    return out
+    return out, machines
 
 def subset(base:pd.DataFrame, species:int|None=None, per_species:int|None=None, seed:int=0)->pd.DataFrame:
     "`species` of `base`'s species chosen at random and at most `per_species` photos of each (`None`: all), drawn with `seed`."
@@ -180,11 +179,12 @@ if __name__=='__main__':
     a = ap.parse_args()
     if a.pair:
         seeds = {int(x) for x in a.seeds.split(',')}   # only these splits, e.g. those a stopped run finished
-        correct = {ph: {k:v for k,v in c.items() if k[1] in seeds} for ph,c in read_preds(a.pair).items()}
+        read, machines = read_preds(a.pair)
+        correct = {ph: {k:v for k,v in c.items() if k[1] in seeds} for ph,c in read.items()}
         names = list(dict.fromkeys(r for r,_ in correct['test']))
         first = a.first or names[0]
         if first not in names: ap.error(f"--first {first!r} is in none of {a.pair}: give one of {names}")
-        if len(a.pair) > 1 and (unsaid := check_machines(a.pair)):
+        if len(a.pair) > 1 and (unsaid := check_machines(machines)):
             print(f"note: no machine recorded in {', '.join(unsaid)} (written before --preds kept it); "
                   "results repeat to the photo only on one machine, so pair only runs you know were made on the same one.")
         show_differences(correct, first, ', '.join(a.pair)); raise SystemExit
