@@ -28,13 +28,14 @@ def _recipe(
     lr_mult:float=None,    # the body learns at lr/lr_mult once unfrozen (fastai's fine_tune: 100)
     progressive:str=None,  # progressive resizing: image sizes for the unfrozen epochs in turn, e.g. 128,224 ('none': off)
     aug:str=None,          # augmentation preset: none, light, default, strong, weather (fog, haze, blur, colour)
+    crop_pct:float=None,   # validation, test and predictions keep this share of the photo's centre square, e.g. 0.875 (1: all)
     ema:float=None,        # average the weights over the unfrozen epochs with this decay, e.g. 0.97 (0: none)
     drop_path_rate:float=None, # stochastic depth: skip residual blocks at random while training, e.g. 0.2 (0: none)
     seed:int=42,           # seed for split and training
 )->dict:
     "The training recipe that `train`, `compare` and `distill` share (their options via `delegates`); unset options come from `recipe`."
     return dict(recipe=recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, lr_mult=lr_mult,
-                progressive=progressive, aug=aug, ema=ema, drop_path_rate=drop_path_rate, seed=seed)
+                progressive=progressive, aug=aug, crop_pct=crop_pct, ema=ema, drop_path_rate=drop_path_rate, seed=seed)
 
 # %% ../nbs/14_cli.ipynb #1627f742
 def _train_and_report(data, out, learn=None, **kwargs)->dict|None:
@@ -86,7 +87,7 @@ def train_cmd(
     gpus:int=1,                    # GPUs to train on, one process each (Accelerate); with --cpu, that many CPU processes
     compile:store_true=False,      # torch.compile the model (faster steps on a GPU once compiled; the first epoch pays)
     resume:str=None,               # continue this interrupted run folder from its last finished epoch (other options come from it)
-    **settings,                    # recipe, epochs, freeze_epochs, size, bs, lr, lr_mult, progressive, aug, ema, seed (see `_recipe`)
+    **settings,                    # recipe, epochs, freeze_epochs, size, bs, lr, lr_mult, progressive, aug, crop_pct, ema, drop_path_rate, seed (see `_recipe`)
 ):
     "Fine-tune `arch` on `data`, evaluate on its test split, and write a run folder."
     from birdlab.core import world_size

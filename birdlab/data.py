@@ -13,7 +13,7 @@ import numpy as np, pandas as pd, torch
 from PIL import Image
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize,
                                aug_transforms, DataLoaders, PILImage, TransformBlock, IntToFloatTensor, Transform,
-                               TfmdDL, TensorImage, TensorCategory, RandTransform, Hue, Saturation)
+                               TfmdDL, TensorImage, TensorCategory, RandTransform, Hue, Saturation, RandomResizedCropGPU)
 import torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastai.data.load import _loaders
@@ -25,8 +25,8 @@ from .core import world_size
 from .split import read_data, split_table, check_images, check_species, undecodable
 
 # %% auto #0
-__all__ = ['AUG_PRESETS', 'LOADERS', 'Weather', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache', 'PhotoArray',
-           'cache_info', 'clean_cache', 'ArrayDL', 'get_dls', 'test_dl', 'inference_dls']
+__all__ = ['AUG_PRESETS', 'LOADERS', 'Weather', 'check_crop_pct', 'aug_tfms', 'PILImageUpright', 'OpenUpright', 'PresizeCache',
+           'PhotoArray', 'cache_info', 'clean_cache', 'ArrayDL', 'get_dls', 'test_dl', 'inference_dls']
 
 # %% ../nbs/04_data.ipynb #5c2f41b9
 def _blur(x:torch.Tensor, sigma:torch.Tensor)->torch.Tensor:
@@ -67,6 +67,16 @@ class Weather(RandTransform):
         x = x*(1-a) + self.tint[:, None, None, None].to(x.dtype)*a
         return _blur(x, self.sigma).clamp(0, 1) if bool((self.sigma > 0).any()) else x
 
+# %% ../nbs/04_data.ipynb #40e31cf2
+def check_crop_pct(
+    crop_pct:float, # the share of the presized square's side that validation keeps, centred
+)->float:
+    "`crop_pct` as a float if it is between 0.5 and 1, else a clear error."
+    if isinstance(crop_pct, bool) or not isinstance(crop_pct, (int, float)) or not 0.5 <= crop_pct <= 1: raise ValueError(
+        f"crop_pct={crop_pct!r}: give the share of the photo's centre square that validation keeps, between 0.5 and 1 "
+        "(1: all of it; 0.875: timm's usual centre crop).")
+    return float(crop_pct)
+
 # %% ../nbs/04_data.ipynb #03db73a6
 AUG_PRESETS = {
     'none':    None,
@@ -79,8 +89,10 @@ AUG_PRESETS = {
 def aug_tfms(
     aug:str|dict|list|None='default', # a preset name, `aug_transforms` arguments (and `max_hue`, `weather`), or a list of transforms
     size:int=224,                     # the training size
+    crop_pct:float=1.,                # the share of the presized square's side that validation keeps, centred (see `check_crop_pct`)
 )->list:
     "Batch transforms for augmentation preset `aug` at `size`."
+    check_crop_pct(crop_pct)
     if isinstance(aug, (list, tuple)): return list(aug)
     if isinstance(aug, str):
         if aug not in AUG_PRESETS: raise ValueError(f"Unknown augmentation preset {aug!r}: choose one of {list(AUG_PRESETS)}, or pass a dict of aug_transforms arguments.")
@@ -88,6 +100,8 @@ def aug_tfms(
     if aug is None: return []
     aug = dict(aug); hue, weather = aug.pop('max_hue', None), aug.pop('weather', None)   # birdlab's additions to `aug_transforms`
     tfms = aug_transforms(size=size, do_flip=True, flip_vert=False, **aug)
+    for t in tfms:
+        if isinstance(t, RandomResizedCropGPU): t.valid_scale = crop_pct   # fastai's name for the validation crop's side
     if hue: tfms += [Saturation(max_lighting=aug.get('max_lighting', 0.2)), Hue(max_hue=hue)]
     return tfms + ([Weather(**weather)] if weather is not None else [])
 
@@ -381,6 +395,11 @@ def _presize(size:int, tfms:list, presize:int|None=None)->int:
     "The validation resize: `presize` (default `size*8/7`) when augmentation crops to `size` afterwards, else `size` itself."
     return (presize or int(round(size*8/7))) if tfms else size
 
+# %% ../nbs/04_data.ipynb #d5efbe85
+def _crop_pct(tfms:list)->float:
+    "The share of the presized square validation keeps: the final crop's `valid_scale` (1 when nothing crops)."
+    return next((float(t.valid_scale) for t in tfms if isinstance(t, RandomResizedCropGPU)), 1.)
+
 # %% ../nbs/04_data.ipynb #f45d4391
 def _block(vocab:list, ps:int, tfms:list, pc:PresizeCache|None=None)->DataBlock:
     "birdlab's DataBlock: photos presized to `ps` (read from the presize cache `pc` if given), labels in `vocab`, batch transforms `tfms`."
@@ -415,6 +434,7 @@ def get_dls(
     bs:int=32,                 # batch size (lowered, with a warning, to the number of training photos if there are fewer)
     presize:int|None=None,     # CPU resize before the GPU augmentation; default `size*8/7` (256 for 224)
     aug:str|dict|list='default', # augmentation preset (see `AUG_PRESETS`), aug_transforms kwargs, or transforms
+    crop_pct:float=1.,         # validation keeps this share of the presized square's side, centred (timm's `crop_pct`)
     pcts=(0.7,0.15,0.15),      # split fractions for rows without a split
     seed:int=42,               # seed for the split and the shuffling
     device=None,               # where batches go; default `default_device()`
@@ -435,7 +455,7 @@ def get_dls(
         if not (df.split==s).any(): raise ValueError(f"No {s!r} images in the data: give a split column with train and valid rows, or leave it empty to split automatically.")
     bs = _train_bs(bs, int((~trn_val.is_valid).sum()))
     device = device or default_device()
-    tfms = aug_tfms(aug, size)
+    tfms = aug_tfms(aug, size, crop_pct)
     ps = _presize(size, tfms, presize)
     nw = _num_workers(device) if num_workers is None else num_workers
     vocab, kw = sorted(df.label.unique()), dict(bs=bs, device=device, num_workers=nw, pin_memory=device.type=='cuda')
@@ -448,7 +468,7 @@ def get_dls(
         if loader=='presize': pc = PresizeCache(ps, None if cache is True else cache and cache_dir('presize', cache)); pc.build(trn_val.path.tolist())
         seed_everything(seed)
         dls = _block(vocab, ps, tfms, pc).dataloaders(trn_val, **kw)
-    dls.table,dls.presize = df,ps
+    dls.table,dls.presize,dls.crop_pct = df,ps,_crop_pct(tfms)
     return dls
 
 # %% ../nbs/04_data.ipynb #fa9ee6e0
@@ -465,16 +485,17 @@ def test_dl(
 def inference_dls(
     vocab:list,                  # class names, in the order of the model's outputs
     size:int=224,                # model input size
-    presize:int|None=None,       # validation resize before the centre crop to `size` (default as in `get_dls`)
+    presize:int|None=None,       # the centre square's size before the crop to `size` (default as in `get_dls`)
     aug:str|dict|list='default', # the augmentation preset trained with (test-time augmentation uses it)
     device=None,                 # where batches go; default `default_device()`
+    crop_pct:float=1.,           # the share of the presized square's side kept, centred (as in `get_dls`)
 )->DataLoaders:
     "Loaders that turn new photos into model inputs exactly as `get_dls` does for validation, built without any data."
-    tfms = aug_tfms(aug, size)
+    tfms = aug_tfms(aug, size, crop_pct)
     ps = _presize(size, tfms, presize)
     b = io.BytesIO(); Image.new('RGB', (ps, ps)).save(b, 'PNG')   # placeholder rows: fastai needs a table to set up on
     df = pd.DataFrame({'path':[b.getvalue()]*2, 'label':[vocab[0]]*2, 'is_valid':[False, True]})
     device = device or default_device()
     dls = _block(vocab, ps, tfms).dataloaders(df, bs=64, device=device, num_workers=0)
-    dls.table,dls.presize = df.iloc[:0].assign(split=''),ps
+    dls.table,dls.presize,dls.crop_pct = df.iloc[:0].assign(split=''),ps,_crop_pct(tfms)
     return dls

@@ -32,17 +32,18 @@ __all__ = ['ONNX_OPSET', 'EXTRAS', 'TFLITE_CONVERTER', 'TFLITE_META', 'EXPORTERS
 # %% ../nbs/12b_export.ipynb #e59b625d
 def preprocessing(
     learn:Learner, # a trained learner (live or loaded)
-)->dict:           # resize, presize, size, mean, std
+)->dict:           # resize, presize, crop_pct, size, mean, std
     "The validation preprocessing of `learn`, read from its transforms."
     rs = [t for t in learn.dls.after_item.fs if isinstance(t, Resize)]
     if not rs or rs[0].method!='crop': raise ValueError("Export needs a Resize(method='crop') item transform, as `birdlab.data.get_dls` builds.")
     presize = int(rs[0].size[0])
     crops = [t for t in learn.dls.after_batch.fs if isinstance(t, RandomResizedCropGPU)]
     size = int(crops[0].size[0]) if crops else presize
+    crop_pct = float(crops[0].valid_scale) if crops else 1.   # the centre share of the presized square kept (`birdlab.data.check_crop_pct`)
     norm = [t for t in learn.dls.after_batch.fs if isinstance(t, Normalize)]
     if not norm: raise ValueError("The learner's loaders have no Normalize transform: build them with `make_learner`.")
     stat = lambda v: [round(float(x), 6) for x in v.flatten()]
-    return dict(resize='center_crop_square', presize=presize, size=size, interpolation='bilinear',
+    return dict(resize='center_crop_square', presize=presize, crop_pct=crop_pct, size=size, interpolation='bilinear',
                 mean=stat(norm[0].mean), std=stat(norm[0].std), channels='RGB', layout='NCHW', scale=1/255)
 
 # %% ../nbs/12b_export.ipynb #6a7c2dee
@@ -477,7 +478,7 @@ def _export_coreml(job:_Job):
     want = scale_probs(torch.from_numpy(job.ref), cal['temperature']).numpy() if cal else job.ref
     job.rep['coreml'] = dict(file=f.name, **coreml_checks(f, list(learn.dls.vocab), pre['size']), converted_max_abs_diff=float(np.abs(pc-want).max()), precision='float16',
                              runtime='Core ML runs on Apple systems only: the package was checked for its structure, and the calibrated network it was converted from on the test photos')
-    job.card('coreml', f, input=dict(name='image', kind='RGB image', **{k: pre[k] for k in ('size', 'resize', 'presize')}),
+    job.card('coreml', f, input=dict(name='image', kind='RGB image', **{k: pre[k] for k in ('size', 'resize', 'presize', 'crop_pct')}),
              output=dict(name='classLabel_probs', activation='softmax of logits / temperature (calibrated)', label='classLabel'))
 
 # %% ../nbs/12b_export.ipynb #fefc86f4

@@ -37,8 +37,8 @@ def _check_repo(repo:str)->str:
 def timm_data_config(
     pre:dict, # birdlab's preprocessing (`birdlab.export.preprocessing`)
 )->dict:      # input_size, interpolation, crop_pct, crop_mode, mean, std
-    "timm's data config closest to birdlab's preprocessing `pre`: the whole centre square, resized to `size`."
-    return dict(input_size=(3, pre['size'], pre['size']), interpolation=pre['interpolation'], crop_pct=1.0, crop_mode='center',
+    "timm's data config closest to birdlab's preprocessing `pre`: the centre square, its centre `crop_pct` resized to `size`."
+    return dict(input_size=(3, pre['size'], pre['size']), interpolation=pre['interpolation'], crop_pct=pre.get('crop_pct', 1.), crop_mode='center',
                 mean=tuple(pre['mean']), std=tuple(pre['std']))
 
 # %% ../nbs/12c_hub.ipynb #1a2c50a2
@@ -154,7 +154,7 @@ a species it does not know"{f", chosen for {cal['target_precision']:.0%} precisi
 
 ## Preprocessing
 
-RGB; the centre square of the photo, resized to {pre['presize']} px, then to {pre['size']} px ({pre['interpolation']});
+RGB; the centre square of the photo, resized to {pre['presize']} px; its centre {pre.get('crop_pct', 1.):.1%} (of the side), resized to {pre['size']} px ({pre['interpolation']});
 scaled to [0, 1]; normalised with mean {pre['mean']} and std {pre['std']}; NCHW float32.
 
 ## Exports

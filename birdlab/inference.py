@@ -80,7 +80,7 @@ def _resize_ac(a:np.ndarray, size:int)->np.ndarray:
 # %% ../nbs/12_inference.ipynb #5c9b0552
 def preprocess(
     img:Image.Image, # an RGB image
-    spec:dict,       # the card's `input`: presize, size, mean, std
+    spec:dict,       # the card's `input`: presize, crop_pct, size, mean, std
 )->np.ndarray:       # (3, size, size) float32
     "The model input for `img`, exactly as the training pipeline's validation transforms make it."
     w,h = img.size; ps = spec['presize']
@@ -89,6 +89,8 @@ def preprocess(
     l,t = int(0.5*(w-cp)), int(0.5*(h-cp))
     im = img.crop((l, t, l+cp, t+cp)).resize((ps, ps), Image.BILINEAR)
     a = np.asarray(im, dtype=np.float32).transpose(2, 0, 1)/255
+    c = int(ps*spec.get('crop_pct', 1.)); o = (ps-c)//2   # RandomResizedCropGPU's centre crop on validation (cards before it: 1)
+    a = a[:, o:o+c, o:o+c]
     a = _resize_ac(a, spec['size'])
     mean,std = (np.asarray(spec[k], dtype=np.float32)[:,None,None] for k in ('mean','std'))
     return ((a-mean)/std).astype(np.float32)
@@ -183,6 +185,8 @@ def _card_problem(card, n_out)->str|None:
         v = spec.get(k)
         if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, (int, float)) for x in v): return f"input.{k} must be three numbers"
     if min(spec['std']) <= 0: return 'input.std must be positive'
+    cp = spec.get('crop_pct', 1.)
+    if isinstance(cp, bool) or not isinstance(cp, (int, float)) or not 0.5 <= cp <= 1: return f"input.crop_pct {cp!r} must be a number from 0.5 to 1"
     t, th = card.get('temperature', 1.), card.get('threshold', 0.)
     if not isinstance(t, (int, float)) or not t > 0: return f"temperature {t!r} must be a positive number"
     if not isinstance(th, (int, float)) or not 0 <= th <= 1: return f"threshold {th!r} must be a number from 0 to 1"

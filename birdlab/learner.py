@@ -19,7 +19,7 @@ from fastai.torch_core import get_model
 from fastcore.basics import patch
 from .core import default_device, seed_everything, new_run_dir, release_run_dir, save_json, Run, RUN_FILES, world_size, is_main
 from .split import write_manifest
-from .data import get_dls, inference_dls, AUG_PRESETS
+from .data import get_dls, inference_dls, AUG_PRESETS, check_crop_pct
 from .models import create_model, model_stats
 from .distrib import init_distrib, rank0_first, distributed, leave_distrib, check_split
 from .recipes import recipe_settings, _check_ema
@@ -280,7 +280,7 @@ def _plain(v)->bool: return v is None or isinstance(v, (bool, int, float, str))
 def _config(src, dls, learn, device, n, kwargs, **settings)->dict:
     "What `config.json` records about a run at its start (`bs`: the batch actually used, after any lowering)."
     return dict(settings, weights_source=learn.model.pretrained_cfg.get('birdlab_source'),
-                data=str(src) if not hasattr(src, 'columns') else 'table', bs=dls.train.bs*n, presize=dls.presize, processes=n,
+                data=str(src) if not hasattr(src, 'columns') else 'table', bs=dls.train.bs*n, presize=dls.presize, crop_pct=dls.crop_pct, processes=n,
                 device=str(device), mixed_precision=str(_amp_mode(device)), stats=model_stats(learn.model), vocab=list(dls.vocab),
                 n_images=dls.table.split.value_counts().to_dict(), versions=versions(),
                 learner=kwargs if all(map(_plain, kwargs.values())) else None, **{k:str(v) for k,v in kwargs.items()}, complete=False)
@@ -341,6 +341,7 @@ def train(
     drop_path_rate:float|None=None,# stochastic depth (see `make_learner`), e.g. 0.2; 0: none; default: the recipe's, else the model's own
     find_lr:bool=False,            # run `lr_find` to choose `lr`
     aug:str|None=None,             # augmentation preset (see `birdlab.data.AUG_PRESETS`)
+    crop_pct:float|None=None,      # validation, test and inference keep this share of the centre square's side (see `birdlab.data.check_crop_pct`)
     seed:int=42,                   # seed for split, init and order
     pretrained:bool=True,          # start from ImageNet weights
     out:str|Path|None=None,        # run folder (must be new or empty); default runs/<arch>-<time>
@@ -350,7 +351,7 @@ def train(
     **kwargs,                      # passed on to `make_learner`
 )->Learner:
     "Fine-tune `arch` on `src` with `recipe` and write model, log, manifest and config to a new run folder (data-parallel under `accelerate launch`)."
-    r = recipe_settings(recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, lr_mult=lr_mult, progressive=progressive, aug=aug, ema=ema, drop_path_rate=drop_path_rate)
+    r = recipe_settings(recipe, epochs=epochs, freeze_epochs=freeze_epochs, size=size, bs=bs, lr=lr, lr_mult=lr_mult, progressive=progressive, aug=aug, crop_pct=crop_pct, ema=ema, drop_path_rate=drop_path_rate)
     n = world_size()
     if n>1: _check_distrib(out, find_lr, r['bs'], n)
     if r['epochs']<0 or r['freeze_epochs']<0 or r['epochs']+r['freeze_epochs']<1: raise ValueError(
@@ -360,7 +361,7 @@ def train(
     out = Run.create(out, prefix=arch, reuse_claim=n>1).path if is_main() else Path(out)
     seed_everything(seed)
     device = init_distrib(cpu)
-    dl_kw = dict(bs=r['bs']//n, aug=r['aug'], seed=seed, device=device, loader=loader, cache=cache)
+    dl_kw = dict(bs=r['bs']//n, aug=r['aug'], crop_pct=r['crop_pct'], seed=seed, device=device, loader=loader, cache=cache)
     try:
         dls = rank0_first(get_dls, src, size=_first_size(r), **dl_kw)
         if n>1: seed_everything(seed+rank_distrib())  # each process its own augmentations
@@ -389,7 +390,7 @@ def resume(
     pfn = Run(run).progress
     prog = json.loads(pfn.read_text()) if pfn.is_file() and Run(run).checkpoint.is_file() else None   # None: no epoch had finished
     seed_everything(cfg['seed'])
-    dl_kw = dict(bs=cfg['bs'], aug=cfg['aug'], seed=cfg['seed'], device=default_device(cpu), cache=cache)
+    dl_kw = dict(bs=cfg['bs'], aug=cfg['aug'], crop_pct=cfg.get('crop_pct', 1.), seed=cfg['seed'], device=default_device(cpu), cache=cache)
     dls = get_dls(Run(run).manifest, size=_first_size(cfg), **dl_kw)
     learn = make_learner(dls, arch=cfg['arch'], pretrained=cfg['pretrained'] and prog is None, path=run,
                          **{'drop_path_rate': cfg.get('drop_path_rate'), **cfg['learner']})   # runs from before it was a recipe setting kept it in 'learner'
@@ -413,6 +414,8 @@ def _check_config(cfg, fn):
     v = cfg['vocab']
     if len(v)<2 or not all(isinstance(c, str) for c in v) or len(set(v))!=len(v): raise _bad_config(fn, "'vocab' must list two or more distinct class names")
     if not 8 <= cfg['size'] <= 4096 or not 8 <= (cfg.get('presize') or cfg['size']) <= 4096: raise _bad_config(fn, f"size {cfg['size']} is out of range")
+    try: check_crop_pct(cfg.get('crop_pct', 1.))   # runs from before it was a setting saw the whole square
+    except ValueError as e: raise _bad_config(fn, str(e)) from None
     st = cfg['stats']
     if len(st)!=2 or any(len(s)!=3 or not all(isinstance(x, (int, float)) for x in s) for s in st) or min(st[1])<=0:
         raise _bad_config(fn, "'stats' must be [mean, std], three numbers each, std positive")
@@ -464,7 +467,7 @@ def learner_from_run(
     if trust_pickle: learn = _load_pickle(run, cpu)
     else:
         aug = cfg.get('aug') if cfg.get('aug') in AUG_PRESETS else 'default'   # the validation transforms do not depend on it
-        dls = inference_dls(cfg['vocab'], size=cfg['size'], presize=cfg.get('presize'), aug=aug, device=default_device(cpu))
+        dls = inference_dls(cfg['vocab'], size=cfg['size'], presize=cfg.get('presize'), aug=aug, device=default_device(cpu), crop_pct=cfg.get('crop_pct', 1.))
         model = create_model(cfg['arch'], n_out=len(cfg['vocab']), pretrained=False)
         _load_weights(model, Run(run).weights, cfg)
         learn = Learner(dls, model.to(dls.device), loss_func=CrossEntropyLossFlat(), metrics=[accuracy, top5], splitter=body_head_splitter)

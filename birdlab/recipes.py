@@ -6,14 +6,15 @@ Docs: https://birdlab.github.io/birdlab/recipes.html.md"""
 
 # %% ../nbs/05a_recipes.ipynb #c8c38006
 from __future__ import annotations
+from .data import check_crop_pct
 
 # %% auto #0
 __all__ = ['RECIPES', 'parse_sizes', 'recipe_settings']
 
 # %% ../nbs/05a_recipes.ipynb #7a1499a8
 RECIPES = dict(
-    default = dict(bs=32, epochs=8, freeze_epochs=1, size=224, lr=2e-3, lr_mult=1, aug='default', progressive=None, ema=None, drop_path_rate=None),
-    fast    = dict(bs=16, epochs=4, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', progressive=None, ema=None, drop_path_rate=None),
+    default = dict(bs=32, epochs=8, freeze_epochs=1, size=224, lr=2e-3, lr_mult=1, aug='default', crop_pct=1., progressive=None, ema=None, drop_path_rate=None),
+    fast    = dict(bs=16, epochs=4, freeze_epochs=1, size=224, lr=4e-3, lr_mult=1, aug='default', crop_pct=1., progressive=None, ema=None, drop_path_rate=None),
 )
 
 # %% ../nbs/05a_recipes.ipynb #25665c65
@@ -46,6 +47,7 @@ def recipe_settings(
     if recipe not in RECIPES: raise ValueError(f"recipe={recipe!r}: choose one of {', '.join(RECIPES)}.")
     r = {**RECIPES[recipe], **{k:v for k,v in given.items() if v is not None}}
     if r.get('ema'): _check_ema(r['ema'])
+    r['crop_pct'] = check_crop_pct(r['crop_pct'])
     p = parse_sizes(r['progressive'])
     if p and given.get('size') is None: r['size'] = p[-1]
     if p and p[-1]!=r['size']: raise ValueError(f"progressive={p}: the last size is the one the run trains at, {r['size']}; end it there ({[*p[:-1], r['size']]}), or leave the size out.")

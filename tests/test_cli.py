@@ -73,18 +73,18 @@ def test_train_errors(tmp_path):
     assert not (tmp_path/'r2').exists()   # settings are checked before the run folder is claimed
 
 def test_train_on_csv_manifest(tmp_path):
-    "`birdlab train` on a Kaggle-style CSV with its own split column: 1+2 epochs, progressive 48 then 64 px, an average of the weights."
+    "`birdlab train` on a Kaggle-style CSV with its own split column: 1+2 epochs, progressive 48 then 64 px, an average of the weights, a closer validation view."
     rows = [dict(filepaths=str(p.relative_to(SAMPLE)), labels=p.parent.name,
                  **{'data set': {'1':'train','2':'train','3':'train','4':'valid'}.get(p.stem, 'test')})
             for p in sorted(SAMPLE.glob('*/*.jpg'))][:50]
     csvf = tmp_path/'birds.csv'
     pd.DataFrame([{**r, 'filepaths': str(SAMPLE/r['filepaths'])} for r in rows]).to_csv(csvf, index=False)
-    r = run('birdlab', 'train', '--data', csvf, '--epochs', '2', '--freeze-epochs', '1', '--progressive', '48,64', '--ema', '0.9', '--out', tmp_path/'run')
+    r = run('birdlab', 'train', '--data', csvf, '--epochs', '2', '--freeze-epochs', '1', '--progressive', '48,64', '--ema', '0.9', '--crop-pct', '0.9', '--out', tmp_path/'run')
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path/'run'/'metrics.json').read_text())
     assert m['n_test'] == 10 and m['n_classes'] == 10   # the CSV's own split was kept
     cfg = json.loads((tmp_path/'run'/'config.json').read_text())
-    assert (cfg['recipe'], cfg['progressive'], cfg['size'], cfg['presize'], cfg['ema']) == ('default', [48, 64], 64, 73, 0.9)   # 48 px, then 64 px
+    assert (cfg['recipe'], cfg['progressive'], cfg['size'], cfg['presize'], cfg['ema'], cfg['crop_pct']) == ('default', [48, 64], 64, 73, 0.9, 0.9)   # 48 px, then 64 px
     assert m['tta'] == (m['valid_accuracy_tta'] > m['valid_accuracy'])   # TTA measured on validation
 
 def test_export_to_mobile_formats(exported):
