@@ -9,7 +9,7 @@ centre `crop_pct` of the presized square's side, resized to the training size. S
 validation photos (where a setting is chosen) and the test photos (where it is reported), with test-time augmentation
 at 1 and 0.875. Every difference is between the same weights on the same photos: nothing but the view changes.
 (With `train(crop_pct=...)` the epoch kept by `SaveModelCallback` is also chosen on that view, which can differ.)
-Prints the table and each crop against `crop_pct=1` with the paired interval of `birdlab.evaluate.accuracy_difference`;
+Prints the table and each crop against `crop_pct=1` with `bench/recipe.py`'s paired interval (`birdlab.evaluate.accuracy_difference`);
 `--preds` keeps right and wrong per photo.
 """
 import argparse, tempfile, time
@@ -28,8 +28,7 @@ if __name__=='__main__':
     from birdlab.data import test_dl, check_crop_pct
     from birdlab.split import read_data, split_table
     from birdlab.core import default_device
-    from birdlab.evaluate import accuracy_difference
-    from recipe import machine
+    from recipe import machine, show_differences
     crops = [check_crop_pct(float(c)) for c in a.crops.split(',')]
     base, rows, t0 = read_data(a.data).assign(split=''), [], time.time()
     for seed in [int(s) for s in a.seeds.split(',')]:
@@ -53,10 +52,6 @@ if __name__=='__main__':
     print(f"data: {a.data}; {a.size} px, 1+{a.epochs} epochs, birdlab default; split seeds {a.seeds}; wall time {time.time()-t0:.0f} s")
     tab = df.groupby(['crop_pct', 'photos', 'seed']).correct.mean().unstack(['photos', 'seed'])
     print(tab.T.groupby(level=0).mean().T.to_string(float_format=lambda x: f'{x:.3f}'), '\n')
-    for photos in ('valid', 'test'):
-        ref = df[(df.crop_pct==1.) & (df.photos==photos)].set_index(['seed', 'path']).correct
-        for c in crops:
-            if c==1.: continue
-            o = df[(df.crop_pct==c) & (df.photos==photos)].set_index(['seed', 'path']).correct.reindex(ref.index)
-            r = accuracy_difference(o.to_numpy(bool), ref.to_numpy(bool), groups=ref.index.get_level_values('seed'))
-            print(f"{photos}: crop_pct={c} against 1: {r['diff']*100:+.1f} points (95% {r['lo']*100:+.1f} to {r['hi']*100:+.1f}), {r['n']} photos")
+    correct = {ph: {(f'crop_pct={c:g}', seed): g.set_index('path').correct for (c, seed), g in df[df.photos==ph].groupby(['crop_pct', 'seed'])}
+               for ph in ('test', 'valid')}
+    show_differences(correct, 'crop_pct=1', 'this run')   # bench/recipe.py's paired interval, each crop against the whole square
