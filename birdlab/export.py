@@ -20,6 +20,7 @@ from .learner import versions
 from .evaluate import scale_probs, is_known
 from .evaluate import load_run
 from .split import split_rows
+from .data import _crop_pct
 from .inference import sha256, ort_session, softmax, digest
 
 # %% auto #0
@@ -39,11 +40,10 @@ def preprocessing(
     presize = int(rs[0].size[0])
     crops = [t for t in learn.dls.after_batch.fs if isinstance(t, RandomResizedCropGPU)]
     size = int(crops[0].size[0]) if crops else presize
-    crop_pct = float(crops[0].valid_scale) if crops else 1.   # the centre share of the presized square kept (`birdlab.data.check_crop_pct`)
     norm = [t for t in learn.dls.after_batch.fs if isinstance(t, Normalize)]
     if not norm: raise ValueError("The learner's loaders have no Normalize transform: build them with `make_learner`.")
     stat = lambda v: [round(float(x), 6) for x in v.flatten()]
-    return dict(resize='center_crop_square', presize=presize, crop_pct=crop_pct, size=size, interpolation='bilinear',
+    return dict(resize='center_crop_square', presize=presize, crop_pct=_crop_pct(crops), size=size, interpolation='bilinear',
                 mean=stat(norm[0].mean), std=stat(norm[0].std), channels='RGB', layout='NCHW', scale=1/255)
 
 # %% ../nbs/12b_export.ipynb #6a7c2dee
