@@ -15,7 +15,9 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
     `reduce_lr=None early_stop=None`, `recipe=fast`, `epochs=16 lr=4e-3`; `mixup=0.4` and `cutmix=1.0` add
     fastai's `MixUp`/`CutMix` callbacks with that alpha; `ema=0.97` is `train`'s average of the weights over the unfrozen
     epochs (`birdlab.learner.WeightEMA`); `drop_path_rate=0.2` and `drop_rate=0.3` are timm's stochastic depth and
-    dropout (`make_learner`); `aug={'min_scale':0.35}` gives `aug_transforms` arguments (no spaces inside a candidate's
+    dropout (`make_learner`); `seed=101` trains `default` on the same split with another seed (the head's start, the
+    order of the photos and their augmentation; the split stays the split seed's): how far training's own chance moves
+    the figures, against which a candidate's lead is read; `aug={'min_scale':0.35}` gives `aug_transforms` arguments (no spaces inside a candidate's
     values); `--size` and `--epochs` apply unless the candidate sets them).
 Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test);
 for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
@@ -33,7 +35,7 @@ can be set against `default`'s rows from another run; photos that do not match s
 machine only: another processor (or the kernels torch picks for it, AVX2 or AVX-512) gives other results for the same
 seeds (a 2-core AMD EPYC with AVX2 gave split 1's 128 px `lr=4e-3` run 93.2% valid and 87.4% test, where the machine
 behind the learner chapter's tables gave 94.6% and 85.6%). So `--preds` records the machine, and `--pair` refuses files
-from different machines.
+from different machines; it records `--size`, `--epochs` and the photos too, and `--pair` refuses files that differ in them.
 """
 import argparse, ast, os, platform, tempfile, time
 from pathlib import Path
@@ -72,13 +74,13 @@ def with_callbacks(kw:dict)->dict:
     return {**{k:v for k,v in kw.items() if k not in ('mixup', 'cutmix')}, **({'cbs': cbs} if cbs else {})}
 
 def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
-    "`birdlab.learner.train(table, **kwargs)` (the table's own split column kept), test accuracy on the test rows."
+    "`birdlab.learner.train(table, **kwargs)` (the table's own split column kept), test accuracy on the test rows; a `seed` in `kwargs` replaces the split's as the training seed."
     from birdlab.learner import train
     from birdlab.data import test_dl
-    kwargs = with_callbacks(kwargs)
+    kwargs = with_callbacks({'seed': seed, **kwargs})
     with tempfile.TemporaryDirectory() as d:
         t0 = time.time()
-        learn = train(table, seed=seed, cpu=cpu, out=Path(d)/'run', **kwargs)
+        learn = train(table, cpu=cpu, out=Path(d)/'run', **kwargs)
         secs = time.time()-t0
         dl = test_dl(learn.dls)
         p,y = learn.get_preds(dl=dl)
@@ -120,31 +122,39 @@ def machine(device:torch.device)->str:
     model = next((l.split(':', 1)[1].strip() for l in info.read_text().splitlines() if l.startswith('model name')), '') if info.is_file() else ''
     return f"CPU {model or platform.processor() or 'unknown'}, {platform.machine()}, {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores"
 
-def write_preds(correct:dict, fn:str, where:str):
-    "Right/wrong of every recipe, split and photo to CSV `fn` (recipe, seed, photos, path, correct, and `where`: the `machine`), replaced whole: a stopped run leaves the last complete one."
+def run_settings(size:int, epochs:int, base:pd.DataFrame)->str:
+    "What every recipe of a run shares unless its candidate changes it, as `--preds` records it: `--size`, `--epochs` and the photos."
+    return f"{size} px, {epochs} epochs, {len(base)} photos of {base.label.nunique()} species"
+
+def write_preds(correct:dict, fn:str, where:str, settings:str):
+    "Right/wrong of every recipe, split and photo to CSV `fn` (recipe, seed, photos, path, correct, `where`: the `machine`, and the `run_settings`), replaced whole: a stopped run leaves the last complete one."
     from birdlab.core import atomic_write
     df = pd.concat({k: pd.concat(v, names=['recipe', 'seed', 'path']) for k,v in correct.items() if v}, names=['photos'])
-    atomic_write(fn, df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_frame().assign(machine=where).to_csv())
+    atomic_write(fn, df.rename('correct').reorder_levels(['recipe', 'seed', 'photos', 'path']).to_frame().assign(machine=where, settings=settings).to_csv())
 
-def check_machines(machines:dict)->list:
-    "Refuse `--preds` files written on different machines (`machines`: file -> the machines it names, as `read_preds` gives); the files that name none (written before the machine was kept), for a note."
+_DIFFER = {'machine': ("These runs were made on different machines, which give different results for the same seeds, so their photos "
+                       "cannot be paired: {}. Run the recipes on one machine (in one run, or in runs there), then pair those."),
+           'settings': ("These runs trained at different sizes, epochs or photos, and recipe names do not say so, so pairing them would "
+                        "compare more than the recipes: {}. Pair runs made with the same --size, --epochs, --species and --per-species "
+                        "(a candidate that changes one says so in its name: --candidate epochs=16).")}
+
+def check_same(found:dict, what:str='machine')->list:
+    "Refuse `--preds` files that differ in `what` ('machine' or 'settings'; `found`: file -> the values it names, as `read_preds` gives); the files that name none (written before it was kept), for a note."
     seen = {}
-    for f,ms in machines.items():
-        for x in ms: seen.setdefault(x, f)
-    if len(seen) > 1: raise SystemExit("These runs were made on different machines, which give different results for the same seeds, "
-                                       "so their photos cannot be paired: " + '; '.join(f"{f}: {m}" for m,f in seen.items()) +
-                                       ". Run the recipes on one machine (in one run, or in runs there), then pair those.")
-    return [f for f,ms in machines.items() if not ms]
+    for f,vs in found.items():
+        for x in vs: seen.setdefault(x, f)
+    if len(seen) > 1: raise SystemExit(_DIFFER[what].format('; '.join(f"{f}: {v}" for v,f in seen.items())))
+    return [f for f,vs in found.items() if not vs]
 
 def read_preds(files:list)->tuple:
-    "{'test'|'valid': {(recipe, seed): right/wrong per photo}} from `--preds` files (a recipe's split in several files: the first file's), and {file: the machines it names}."
-    out, machines = {'test': {}, 'valid': {}}, {}
+    "{'test'|'valid': {(recipe, seed): right/wrong per photo}} from `--preds` files (a recipe's split in several files: the first file's), and {'machine'|'settings': {file: the values it names}}."
+    out, named = {'test': {}, 'valid': {}}, {'machine': {}, 'settings': {}}
     for f in files:
         df = pd.read_csv(f)
-        machines[f] = list(df.machine.dropna().unique()) if 'machine' in df else []
+        for k in named: named[k][f] = list(df[k].dropna().unique()) if k in df else []   # older files lack one or both
         if 'photos' not in df: df['photos'] = 'test'   # files written before validation photos were kept
         for (ph,*k),g in df.groupby(['photos', 'recipe', 'seed'], sort=False): out[ph].setdefault(tuple(k), g.set_index('path').correct.astype(bool))
-    return out, machines
+    return out, named
 
 def subset(base:pd.DataFrame, species:int|None=None, per_species:int|None=None, seed:int=0)->pd.DataFrame:
     "`species` of `base`'s species chosen at random and at most `per_species` photos of each (`None`: all), drawn with `seed`."
@@ -179,14 +189,15 @@ if __name__=='__main__':
     a = ap.parse_args()
     if a.pair:
         seeds = {int(x) for x in a.seeds.split(',')}   # only these splits, e.g. those a stopped run finished
-        read, machines = read_preds(a.pair)
+        read, named = read_preds(a.pair)
         correct = {ph: {k:v for k,v in c.items() if k[1] in seeds} for ph,c in read.items()}
         names = list(dict.fromkeys(r for r,_ in correct['test']))
         first = a.first or names[0]
         if first not in names: ap.error(f"--first {first!r} is in none of {a.pair}: give one of {names}")
-        if len(a.pair) > 1 and (unsaid := check_machines(machines)):
-            print(f"note: no machine recorded in {', '.join(unsaid)} (written before --preds kept it); "
-                  "results repeat to the photo only on one machine, so pair only runs you know were made on the same one.")
+        for what,why in (('machine', 'results repeat to the photo only on one machine'), ('settings', 'recipe names do not give the size and epochs')):
+            if len(a.pair) > 1 and (unsaid := check_same(named[what], what)):
+                print(f"note: no {what} recorded in {', '.join(unsaid)} (written before --preds kept it); "
+                      f"{why}, so pair only runs you know share them.")
         show_differences(correct, first, ', '.join(a.pair)); raise SystemExit
     import fastai, timm, birdlab
     from birdlab.split import read_data, split_table
@@ -204,7 +215,7 @@ if __name__=='__main__':
             r = plain_fastai(table, a.size, a.epochs, seed, device) if kw is None else birdlab_train(table, seed, a.cpu, **{'size':a.size, 'epochs':a.epochs, **kw})
             correct['test'][name, seed], correct['valid'][name, seed] = r.pop('correct'), r.pop('valid_correct')
             rows.append(dict(recipe=name, seed=seed, **r)); print(rows[-1], flush=True)
-            if a.preds: write_preds(correct, a.preds, where)   # after every run: a stopped run keeps what it finished
+            if a.preds: write_preds(correct, a.preds, where, run_settings(a.size, a.epochs, base))   # after every run: a stopped run keeps what it finished
     df = pd.DataFrame(rows)
     print(f"\ndevice: {where}; birdlab {birdlab.__version__}, fastai {fastai.__version__}, timm {timm.__version__}, torch {torch.__version__}")
     print(f"data: {a.data} ({len(base)} photos, {base.label.nunique()} species); {a.size} px, {a.epochs} epochs; split seeds {a.seeds}; "
