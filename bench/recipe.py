@@ -73,11 +73,11 @@ def with_callbacks(kw:dict)->dict:
     cbs = [cls(kw[k]) for k,cls in (('mixup', MixUp), ('cutmix', CutMix)) if k in kw]
     return {**{k:v for k,v in kw.items() if k not in ('mixup', 'cutmix')}, **({'cbs': cbs} if cbs else {})}
 
-def birdlab_train(table:pd.DataFrame, seed:int, cpu:bool, **kwargs)->dict:
-    "`birdlab.learner.train(table, **kwargs)` (the table's own split column kept), test accuracy on the test rows; a `seed` in `kwargs` replaces the split's as the training seed."
+def birdlab_train(table:pd.DataFrame, split_seed:int, cpu:bool, **kwargs)->dict:
+    "`birdlab.learner.train(table, **kwargs)` (the table's own split column kept), test accuracy on the test rows; it trains with `split_seed` unless `kwargs` give a `seed`."
     from birdlab.learner import train
     from birdlab.data import test_dl
-    kwargs = with_callbacks({'seed': seed, **kwargs})
+    kwargs = with_callbacks({'seed': split_seed, **kwargs})
     with tempfile.TemporaryDirectory() as d:
         t0 = time.time()
         learn = train(table, cpu=cpu, out=Path(d)/'run', **kwargs)
