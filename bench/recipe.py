@@ -2,7 +2,7 @@
 
     python bench/recipe.py [--data ../shared/data/cub25] [--seeds 1,2,3] [--size 224] [--epochs 8]
                            [--candidate "lr=8e-3 aug=strong"] [--candidate ...] [--cpu] [--skip-plain] [--skip-default]
-                           [--species 8] [--per-species 30] [--preds FILE]
+                           [--species 8] [--per-species 30] [--plain-seed 101] [--preds FILE]
     python bench/recipe.py --pair RUN1.csv RUN2.csv [--first "(b) birdlab defaults"]   # no training
 
 For each split seed, the data is split once (70/15/15, stratified) and every recipe trains on that split:
@@ -19,6 +19,8 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
     order of the photos and their augmentation; the split stays the split seed's): how far training's own chance moves
     the figures, against which a candidate's lead is read; `aug={'min_scale':0.35}` gives `aug_transforms` arguments (no spaces inside a candidate's
     values); `--size` and `--epochs` apply unless the candidate sets them).
+`--plain-seed 101` trains (a) once more on each split with that training seed (`--skip-plain` leaves out only the run with the
+split's seed): training's own chance for the notebook, as `--candidate seed=101` gives it for `default`.
 Test accuracy is measured on the split's held-out test photos (choose recipes on validation, report test);
 for birdlab's recipes also with test-time augmentation (`birdlab evaluate --tta`), in its own column.
 Prints one table (per seed, and the mean) with the device, versions and wall time, then each recipe's test accuracy
@@ -47,7 +49,7 @@ def per_photo(p, y, paths)->tuple:
     return float(ok.mean()), pd.Series(ok, index=[str(Path(f).resolve()) for f in paths])
 
 def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->dict:
-    "The fastai docs' recipe on `table`'s train/valid rows; test accuracy on its test rows."
+    "The fastai docs' recipe on `table`'s train/valid rows, trained with `seed`; test accuracy on its test rows."
     from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize, aug_transforms,
                                    Normalize, Learner, CrossEntropyLossFlat, accuracy)
     from birdlab.models import create_model, model_stats
@@ -183,6 +185,7 @@ if __name__=='__main__':
     ap.add_argument('--skip-default', action='store_true', help='leave out (b), e.g. to run a candidate on more splits (compare across runs with care)')
     ap.add_argument('--species', type=int, help='train on this many of the species (chosen at random, seed 0)')
     ap.add_argument('--per-species', type=int, help='at most this many photos of each species (chosen at random, seed 0)')
+    ap.add_argument('--plain-seed', type=int, action='append', default=[], help="train (a) again on each split with this training seed (the split stays the split seed's)")
     ap.add_argument('--preds', help='write whether each recipe got each test and validation photo right to this CSV (recipe, seed, photos, path, correct), after every run')
     ap.add_argument('--pair', nargs='+', metavar='CSV', help='train nothing: read these --preds files and print each recipe against --first')
     ap.add_argument('--first', help='with --pair: the recipe the others are set against (default: the first one read)')
@@ -203,7 +206,8 @@ if __name__=='__main__':
     from birdlab.split import read_data, split_table
     from birdlab.core import default_device
     device = default_device(a.cpu); where = machine(device)
-    recipes = {'(a) plain fastai': None, '(b) birdlab defaults': {}, **{f'(c) {c}': parse_candidate(c) for c in a.candidate}}
+    plain = {'(a) plain fastai': None, **{f'(a) plain fastai, seed={s}': s for s in a.plain_seed}}   # None: the split's seed
+    recipes = {**plain, '(b) birdlab defaults': {}, **{f'(c) {c}': parse_candidate(c) for c in a.candidate}}
     if a.skip_plain: del recipes['(a) plain fastai']
     if a.skip_default: del recipes['(b) birdlab defaults']
     if not recipes: ap.error('nothing to run: --skip-plain and --skip-default leave out both recipes; add a --candidate')
@@ -212,7 +216,7 @@ if __name__=='__main__':
     for seed in [int(s) for s in a.seeds.split(',')]:
         table = split_table(base, seed=seed)
         for name,kw in recipes.items():
-            r = plain_fastai(table, a.size, a.epochs, seed, device) if kw is None else birdlab_train(table, seed, a.cpu, **{'size':a.size, 'epochs':a.epochs, **kw})
+            r = (plain_fastai(table, a.size, a.epochs, plain[name] or seed, device) if name in plain else birdlab_train(table, seed, a.cpu, **{'size':a.size, 'epochs':a.epochs, **kw}))
             correct['test'][name, seed], correct['valid'][name, seed] = r.pop('correct'), r.pop('valid_correct')
             rows.append(dict(recipe=name, seed=seed, **r)); print(rows[-1], flush=True)
             if a.preds: write_preds(correct, a.preds, where, run_settings(a.size, a.epochs, base))   # after every run: a stopped run keeps what it finished
