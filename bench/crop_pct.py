@@ -10,7 +10,8 @@ validation photos (where a setting is chosen) and the test photos (where it is r
 at 1 and 0.875. Every difference is between the same weights on the same photos: nothing but the view changes.
 (With `train(crop_pct=...)` the epoch kept by `SaveModelCallback` is also chosen on that view, which can differ.)
 Prints the table and each crop against `crop_pct=1` with `bench/recipe.py`'s paired interval (`birdlab.evaluate.accuracy_difference`);
-`--preds` keeps right and wrong per photo.
+`--preds` keeps right and wrong per photo, with the machine and settings (`bench/recipe.py`'s `machine` and `run_settings`),
+rewritten whole after every split.
 """
 import argparse, tempfile, time
 from pathlib import Path
@@ -27,10 +28,11 @@ if __name__=='__main__':
     from birdlab.learner import train
     from birdlab.data import test_dl, check_crop_pct
     from birdlab.split import read_data, split_table
-    from birdlab.core import default_device
-    from recipe import machine, show_differences
+    from birdlab.core import default_device, atomic_write
+    from recipe import machine, run_settings, show_differences
     crops = [check_crop_pct(float(c)) for c in a.crops.split(',')]
     base, rows, t0 = read_data(a.data).assign(split=''), [], time.time()
+    where, settings = machine(default_device(a.cpu)), run_settings(a.size, a.epochs, base)
     for seed in [int(s) for s in a.seeds.split(',')]:
         table = split_table(base, seed=seed)
         with tempfile.TemporaryDirectory() as d:
@@ -46,9 +48,9 @@ if __name__=='__main__':
                     p, y = learn.tta(dl=dl)
                     rows += [dict(seed=seed, crop_pct=c, photos='test with TTA', path=str(f), correct=bool(ok)) for f, ok in zip(dl.items.path, (p.argmax(1)==y).tolist())]
         df = pd.DataFrame(rows)
-        if a.preds: df.to_csv(a.preds, index=False)
+        if a.preds: atomic_write(a.preds, df.assign(machine=where, settings=settings).to_csv(index=False))   # a stopped run keeps its finished splits
         print(df[df.seed==seed].groupby(['photos', 'crop_pct']).correct.mean().unstack(0).to_string(float_format=lambda x: f'{x:.3f}'), flush=True)
-    print(f"\ndevice: {machine(default_device(a.cpu))}; birdlab {birdlab.__version__}, fastai {fastai.__version__}, timm {timm.__version__}, torch {torch.__version__}")
+    print(f"\ndevice: {where}; birdlab {birdlab.__version__}, fastai {fastai.__version__}, timm {timm.__version__}, torch {torch.__version__}")
     print(f"data: {a.data}; {a.size} px, 1+{a.epochs} epochs, birdlab default; split seeds {a.seeds}; wall time {time.time()-t0:.0f} s")
     tab = df.groupby(['crop_pct', 'photos', 'seed']).correct.mean().unstack(['photos', 'seed'])
     print(tab.T.groupby(level=0).mean().T.to_string(float_format=lambda x: f'{x:.3f}'), '\n')
