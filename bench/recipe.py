@@ -31,7 +31,8 @@ which says whether the photos can tell the two apart, and the same on the valida
 at most M photos of each, both drawn with seed 0 so every run gets the same photos): how a recipe does on a
 data set the size of a first scrape.
 `--pair` trains nothing: it reads the `--preds` files of earlier runs and prints each recipe against `--first` (default:
-the first recipe in the first file) with the same interval, over the splits in `--seeds`. Runs on the same data, split seeds and photos test on the
+the first recipe in the first file) with the same interval, over the splits in `--seeds` (a recipe with other splits than
+`--first` is left out, with a note). Runs on the same data, split seeds and photos test on the
 same photos, and this CPU repeats a recipe's results to the photo, so a candidate run on its own (`--skip-default`)
 can be set against `default`'s rows from another run; photos that do not match stop it with an error. That holds on one
 machine only: another processor (or the kernels torch picks for it, AVX2 or AVX-512) gives other results for the same
@@ -201,6 +202,11 @@ if __name__=='__main__':
             if len(a.pair) > 1 and (unsaid := check_same(named[what], what)):
                 print(f"note: no {what} recorded in {', '.join(unsaid)} (written before --preds kept it); "
                       f"{why}, so pair only runs you know share them.")
+        splits = {r: sorted({s for q,s in correct['test'] if q==r}) for r in names}
+        if other := [r for r in names if splits[r]!=splits[first]]:   # e.g. a run that trained (a) on one split only
+            print(f"note: left out {', '.join(f'{r} (splits {splits[r]})' for r in other)}: {first} has splits {splits[first]}; "
+                  "give --seeds the splits both have to pair them.")
+            correct = {ph: {k:v for k,v in c.items() if k[0] not in other} for ph,c in correct.items()}
         show_differences(correct, first, ', '.join(a.pair)); raise SystemExit
     import fastai, timm, birdlab
     from birdlab.split import read_data, split_table

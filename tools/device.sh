@@ -10,9 +10,9 @@
 # Not run yet: no session has had a device since this was written. The export tests also need the
 # coremltools and executorch wheels (the [coreml] and [executorch] extras); stage them too, or expect
 # the tests that use the `exported` fixture to fail there.
-# Then on the device:  bash tools/device.sh setup && bash tools/device.sh a   (or b, c)
+# Then on the device:  bash tools/device.sh setup && bash tools/device.sh a   (or b, c, d)
 set -uo pipefail
-stage=${1:?setup, a, b or c}
+stage=${1:?setup, a, b, c or d}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH BIRDLAB_CACHE=/tmp/birdlab-cache
 run() { local name=$1 secs=$2; shift 2; echo "== $name: $*"; local t=$SECONDS
@@ -37,4 +37,8 @@ b)  # 2. nbdev-test with the cuda and slow flags, and the pytest suite (no brows
 c)  # 3. compare Lite0/1/2 on cub25 (GPU images/s, accuracy); issue 14's recipe table at 224 px
   run compare 240 birdlab compare --data .device/cub25 --out /tmp/compare --no-int8
   run recipe 330 python3 bench/recipe.py --data .device/cub25 --seeds 1,2,3 --size 224 --epochs 8 ;;
+d)  # issue 14: both recipes trained with two more training seeds on each split (the learner chapter's *The notebook's own
+    # chance*): the lead as a mean over trainings, not one draw; --preds keeps what a stopped run finished
+  run recipe_seeds 540 python3 bench/recipe.py --data .device/cub25 --seeds 1,2,3 --size 224 --epochs 8 \
+      --plain-seed 101 --plain-seed 202 --candidate seed=101 --candidate seed=202 --preds "$OUT/recipe_seeds.csv" ;;
 esac
