@@ -222,7 +222,8 @@ if __name__=='__main__':
     for seed in [int(s) for s in a.seeds.split(',')]:
         table = split_table(base, seed=seed)
         for name,kw in recipes.items():
-            r = (plain_fastai(table, a.size, a.epochs, plain[name] or seed, device) if name in plain else birdlab_train(table, seed, a.cpu, **{'size':a.size, 'epochs':a.epochs, **kw}))
+            if name in plain: r = plain_fastai(table, a.size, a.epochs, seed if plain[name] is None else plain[name], device)   # --plain-seed 0 is a seed too
+            else: r = birdlab_train(table, seed, a.cpu, **{'size':a.size, 'epochs':a.epochs, **kw})
             correct['test'][name, seed], correct['valid'][name, seed] = r.pop('correct'), r.pop('valid_correct')
             rows.append(dict(recipe=name, seed=seed, **r)); print(rows[-1], flush=True)
             if a.preds: write_preds(correct, a.preds, where, run_settings(a.size, a.epochs, base))   # after every run: a stopped run keeps what it finished
