@@ -13,7 +13,9 @@ For each split seed, the data is split once (70/15/15, stratified) and every rec
 (c) each `--candidate`: birdlab train with those options changed (space-separated `key=value`,
     values parsed as Python literals: `lr=8e-3 aug=strong freeze_epochs=0 label_smoothing=0 wd=0.1`,
     `reduce_lr=None early_stop=None`, `recipe=fast`, `epochs=16 lr=4e-3`; `mixup=0.4` and `cutmix=1.0` add
-    fastai's `MixUp`/`CutMix` callbacks with that alpha; `ema=0.97` is `train`'s average of the weights over the unfrozen
+    fastai's `MixUp`/`CutMix` callbacks with that alpha; `sam=0.05` trains with sharpness-aware minimisation of that
+    radius and `erase=0.25` erases a random rectangle of that share of the training photos (`sharpness_aware`,
+    `random_erasing` below: candidates only, not `train` settings); `ema=0.97` is `train`'s average of the weights over the unfrozen
     epochs (`birdlab.learner.WeightEMA`); `drop_path_rate=0.2` and `drop_rate=0.3` are timm's stochastic depth and
     dropout (`make_learner`); `seed=101` trains `default` on the same split with another seed (the head's start, the
     order of the photos and their augmentation; the split stays the split seed's): how far training's own chance moves
@@ -70,11 +72,46 @@ def plain_fastai(table:pd.DataFrame, size:int, epochs:int, seed:int, device)->di
     va, okv = per_photo(*learn.get_preds(dl=dls.valid), dls.valid.items.path)
     return dict(test_accuracy=acc, valid_accuracy=va, seconds=time.time()-t0, correct=ok, valid_correct=okv)
 
+def sharpness_aware(rho:float):
+    """Sharpness-aware minimisation (Foret et al., 2021) as a fastai callback: after the usual backward pass, move the
+    trained weights `rho` along their gradient's direction, take the gradient there, and step from the original weights
+    with it (two forward and backward passes a batch; batch norm's running statistics are updated by the first only)."""
+    from fastai.vision.all import Callback
+    class SAM(Callback):
+        order = 60   # after the scheduler and mixed precision
+        def after_backward(self):
+            ps = [p for p in self.learn.model.parameters() if p.grad is not None]
+            if not ps: return
+            with torch.no_grad():
+                norm = torch.norm(torch.stack([p.grad.norm(2) for p in ps]), 2)
+                eps = [p.grad*(rho/(norm+1e-12)) for p in ps]
+                for p,e in zip(ps, eps): p.add_(e)
+            bns = [m for m in self.learn.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+            moms = [m.momentum for m in bns]
+            for m in bns: m.momentum = 0.
+            self.learn.opt.zero_grad()
+            self.learn.loss_func(self.learn.model(*self.learn.xb), *self.learn.yb).backward()
+            for m,mo in zip(bns, moms): m.momentum = mo
+            with torch.no_grad():
+                for p,e in zip(ps, eps): p.sub_(e)
+    return SAM()
+
+def random_erasing(p:float):
+    "timm's `RandomErasing` (Zhong et al., 2020) on each training batch: with probability `p` a photo gets a random rectangle of noise."
+    from fastai.vision.all import Callback
+    from timm.data.random_erasing import RandomErasing
+    class Erase(Callback):
+        order = 60
+        def before_batch(self):
+            if self.training: self.learn.xb = (RandomErasing(p, mode='pixel', device=self.xb[0].device)(self.xb[0].clone()),)
+    return Erase()
+
 def with_callbacks(kw:dict)->dict:
-    "Candidate options that are callbacks, as `cbs`: `mixup=0.4` and `cutmix=1.0` (fastai's `MixUp`/`CutMix`)."
+    "Candidate options that are callbacks, as `cbs`: `mixup=0.4` and `cutmix=1.0` (fastai's `MixUp`/`CutMix`), `sam=0.05`, `erase=0.25`."
     from fastai.callback.mixup import MixUp, CutMix
-    cbs = [cls(kw[k]) for k,cls in (('mixup', MixUp), ('cutmix', CutMix)) if k in kw]
-    return {**{k:v for k,v in kw.items() if k not in ('mixup', 'cutmix')}, **({'cbs': cbs} if cbs else {})}
+    makers = dict(mixup=MixUp, cutmix=CutMix, sam=sharpness_aware, erase=random_erasing)
+    cbs = [f(kw[k]) for k,f in makers.items() if k in kw]
+    return {**{k:v for k,v in kw.items() if k not in makers}, **({'cbs': cbs} if cbs else {})}
 
 def birdlab_train(table:pd.DataFrame, split_seed:int, cpu:bool, **kwargs)->dict:
     "`birdlab.learner.train(table, **kwargs)` (the table's own split column kept), test accuracy on the test rows; it trains with `split_seed` unless `kwargs` give a `seed`."
