@@ -78,7 +78,7 @@ def sharpness_aware(rho:float):
     with it (two forward and backward passes a batch; batch norm's running statistics are updated by the first only)."""
     from fastai.vision.all import Callback
     class SAM(Callback):
-        order = 60   # after the scheduler and mixed precision
+        order = 60   # the second pass runs outside autocast and grad scaling: a candidate measured on the CPU, in float32
         def after_backward(self):
             ps = [p for p in self.learn.model.parameters() if p.grad is not None]
             if not ps: return
