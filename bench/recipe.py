@@ -102,8 +102,9 @@ def random_erasing(p:float):
     from timm.data.random_erasing import RandomErasing
     class Erase(Callback):
         order = 60
+        def before_fit(self): self.erase = RandomErasing(p, mode='pixel', device=self.dls.device)
         def before_batch(self):
-            if self.training: self.learn.xb = (RandomErasing(p, mode='pixel', device=self.xb[0].device)(self.xb[0].clone()),)
+            if self.training: self.learn.xb = (self.erase(self.xb[0].clone()),)
     return Erase()
 
 def with_callbacks(kw:dict)->dict:

@@ -37,7 +37,7 @@ def test_sam_steps_from_the_weights_with_the_gradient_uphill(learn):
     assert bn.momentum == 0.1
 
 def test_random_erasing_changes_training_batches_only(learn):
-    erase = recipe.random_erasing(1.0); erase.learn = learn
+    erase = recipe.random_erasing(1.0); erase.learn = learn; erase.before_fit()
     x = learn.xb[0].clone()
     erase.before_batch()
     changed = (learn.xb[0] != x).flatten(1).any(1)
